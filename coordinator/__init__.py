@@ -1,0 +1,54 @@
+"""The annotation coordinator: a Flask service from guidelines to trustworthy labels."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+__all__ = ["create_app"]
+
+
+def _instance_defaults(app: Flask) -> None:
+    instance = Path(app.instance_path)
+    if not app.config["DATABASE_URL"]:
+        instance.mkdir(parents=True, exist_ok=True)
+        app.config["DATABASE_URL"] = f"sqlite:///{instance / 'coordinator.sqlite3'}"
+    if not app.config["SECRET_KEY"]:
+        key_file = instance / "secret_key"
+        if not key_file.exists():
+            instance.mkdir(parents=True, exist_ok=True)
+            key_file.write_text(secrets.token_urlsafe(48))
+            os.chmod(key_file, 0o600)
+        app.config["SECRET_KEY"] = key_file.read_text().strip()
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the service: settings, database, locale, logging, errors, API, probes."""
+    from coordinator import api, errors, localisation, logs
+    from coordinator.accounts.api import blp as accounts_blp
+    from coordinator.config import load_settings
+    from coordinator.db import Database
+    from coordinator.health import blp as health_blp
+    from coordinator.projects.api import blp as projects_blp
+    from coordinator.workforces.api import blp as workforces_blp
+
+    settings = load_settings(config)
+    app = Flask(__name__, instance_path=settings.pop("INSTANCE_PATH") or None)
+    app.config.update(settings)
+    app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_BODY_BYTES"]
+    app.json.sort_keys = False
+    _instance_defaults(app)
+
+    if not app.config.get("TESTING"):
+        logs.configure_logging(app.config["LOG_FORMAT"], app.config["LOG_LEVEL"])
+    Database(app.config["DATABASE_URL"]).init_app(app)
+    localisation.init_app(app)
+    logs.init_app(app)
+    errors.init_app(app)
+    app.register_blueprint(health_blp)
+    api.init_app(app, [projects_blp, workforces_blp, accounts_blp])
+    return app

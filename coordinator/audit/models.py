@@ -1,0 +1,31 @@
+"""The audit trail: one append-only event per state change."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from coordinator.db import Base, BigId, JsonDocument, UTCDateTime, utcnow
+
+
+class AuditEvent(Base):
+    """Who changed what, when, with the state before and after."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_subject", "subject_type", "subject_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    #: the account that made the change; empty for the command line and system jobs
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    #: dotted verb such as ``project.create``
+    action: Mapped[str] = mapped_column(String(64))
+    subject_type: Mapped[str] = mapped_column(String(32))
+    subject_id: Mapped[str] = mapped_column(String(64))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JsonDocument)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JsonDocument)
+    #: the request that made the change, to join with the access logs
+    request_id: Mapped[str | None] = mapped_column(String(64))

@@ -1,0 +1,143 @@
+"""The ``coordinator`` command: serve, migrate, seed and administer the service."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+from flask import Flask
+
+from coordinator import create_app, db, schema
+from coordinator.config import ConfigError
+
+
+def _app() -> Flask:
+    try:
+        return create_app()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@contextmanager
+def _session() -> Iterator[Any]:
+    app = _app()
+    with app.app_context():
+        yield db.session()
+
+
+@click.group()
+@click.version_option(package_name="annotation-coordinator")
+def main() -> None:
+    """Coordinate annotation work across vendors, MTurk and languages."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64),
+              help="Web processes (gunicorn).")
+def serve(host: str, port: int, workers: int) -> None:
+    """Serve the HTTP API."""
+    app = _app()
+    if not schema.is_current(db.database(app).engine):
+        raise click.ClickException(
+            "the database is not at the latest migration: run `coordinator db upgrade` first")
+    click.echo(f"API docs: http://{host}:{port}/api/docs   OpenAPI: "
+               f"http://{host}:{port}/api/v1/openapi.json", err=True)
+    try:
+        from gunicorn.app.base import BaseApplication
+    except ImportError:  # Windows: no gunicorn, fall back to Werkzeug's threaded server
+        app.run(host=host, port=port, threaded=True)
+        return
+
+    class _Gunicorn(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("timeout", 300)  # large imports stream for a while
+
+        def load(self) -> Flask:
+            return app
+
+    _Gunicorn().run()
+
+
+@main.group(name="db")
+def db_group() -> None:
+    """Migrate the database schema."""
+
+
+@db_group.command()
+@click.option("--revision", default="head", show_default=True)
+def upgrade(revision: str) -> None:
+    """Migrate the database up to the latest (or the given) revision."""
+    app = _app()
+    schema.upgrade(app.config["DATABASE_URL"], revision)
+    click.echo(f"database at {_safe_url(app.config['DATABASE_URL'])} is at {revision}")
+
+
+@db_group.command()
+@click.argument("revision")
+def downgrade(revision: str) -> None:
+    """Migrate the database down to REVISION (``base`` removes every table)."""
+    app = _app()
+    schema.downgrade(app.config["DATABASE_URL"], revision)
+    click.echo(f"database is at {revision}")
+
+
+@db_group.command()
+def current() -> None:
+    """Show the revision the database is at and the latest one."""
+    app = _app()
+    with db.database(app).engine.connect() as connection:
+        click.echo(f"current: {schema.current_revision(connection) or 'none'}   "
+                   f"latest: {schema.head_revision()}")
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@main.command("create-admin")
+@click.argument("name")
+def create_admin(name: str) -> None:
+    """Create an admin account NAME and print its first API token."""
+    from coordinator.accounts import services
+    from coordinator.audit.services import Actor
+    from coordinator.errors import CoordinatorError
+
+    with _session() as session:
+        try:
+            account = services.create_account(session, Actor.system(), name=name, role="admin")
+            issued = services.issue_token(session, Actor.system(), account.id, name="created by CLI")
+        except CoordinatorError as exc:
+            raise click.ClickException(exc.detail or str(exc)) from None
+        session.commit()
+    click.echo(f"admin account {name!r} created (id {account.id}). Its token, shown only now:",
+               err=True)
+    click.echo(issued.secret)
+
+
+@main.command()
+def demo() -> None:
+    """Seed a small multilingual project, vendors and accounts, and print tokens to try them."""
+    from coordinator.demo import seed_demo
+
+    with _session() as session:
+        result = seed_demo(session)
+        session.commit()
+    state = "created" if result.created else "already there"
+    click.echo(f"Demo project {result.project.name!r} (id {result.project.id}): {state}.")
+    click.echo(f"Manager token (shown only now):  {result.manager_token}")
+    click.echo(f"Vendor token for {result.vendor_name}:  {result.vendor_token}")
+    click.echo("Try:  curl -H 'Authorization: Bearer <manager token>' "
+               "http://127.0.0.1:8000/api/v1/projects")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

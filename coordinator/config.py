@@ -1,0 +1,124 @@
+"""Settings: one DEFAULTS table, ``COORDINATOR_*`` environment overrides, validation."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+ENV_PREFIX = "COORDINATOR_"
+
+
+class ConfigError(ValueError):
+    """Raised at start-up when a setting has a value the service cannot run with."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One configurable value: its default, how to parse it and what it is for."""
+
+    default: Any
+    parse: Callable[[str, Any], Any]
+    help: str
+
+
+def _text(raw: str, _default: Any) -> str:
+    return raw.strip()
+
+
+def _integer(minimum: int, maximum: int) -> Callable[[str, Any], int]:
+    def parse(raw: str, _default: Any) -> int:
+        try:
+            value = int(str(raw).strip())
+        except ValueError:
+            raise ValueError(f"must be a whole number, got {raw!r}") from None
+        if not minimum <= value <= maximum:
+            raise ValueError(f"must be between {minimum} and {maximum}, got {value}")
+        return value
+
+    return parse
+
+
+def _boolean(raw: str, _default: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    lowered = str(raw).strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"must be one of true/false/1/0/yes/no/on/off, got {raw!r}")
+
+
+def _choice(*choices: str) -> Callable[[str, Any], str]:
+    def parse(raw: str, _default: Any) -> str:
+        value = str(raw).strip().lower()
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}, got {raw!r}")
+        return value
+
+    return parse
+
+
+def _database_url(raw: str, _default: Any) -> str:
+    value = str(raw).strip()
+    if value and not value.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:")):
+        raise ValueError(
+            "must be a sqlite:/// or postgresql+psycopg:// URL, got " f"{value.split(':', 1)[0]!r}"
+        )
+    if value.startswith("postgresql://"):
+        value = "postgresql+psycopg://" + value[len("postgresql://") :]
+    return value
+
+
+def _locale(raw: str, _default: Any) -> str:
+    from babel import Locale, UnknownLocaleError
+
+    try:
+        return str(Locale.parse(str(raw).strip(), sep="_" if "_" in str(raw) else "-"))
+    except (ValueError, UnknownLocaleError):
+        raise ValueError(f"must be a locale such as en or pt_BR, got {raw!r}") from None
+
+
+#: Every setting the service reads, with its default. Empty DATABASE_URL and SECRET_KEY
+#: are filled from the instance folder when the app starts.
+DEFAULTS: dict[str, Setting] = {
+    "DATABASE_URL": Setting("", _database_url, "SQLAlchemy URL; default: SQLite file in instance/"),
+    "INSTANCE_PATH": Setting("", _text, "folder for the SQLite file and the generated secret"),
+    "SECRET_KEY": Setting("", _text, "signing key; default: generated once into instance/"),
+    "DEFAULT_LOCALE": Setting("en", _locale, "locale of messages when the caller states none"),
+    "LOG_FORMAT": Setting("auto", _choice("auto", "json", "text"), "json when not on a terminal"),
+    "LOG_LEVEL": Setting("INFO", _choice("debug", "info", "warning", "error"), "log threshold"),
+    "MAX_BODY_BYTES": Setting(16 * 2**20, _integer(1024, 2**31), "largest ordinary request body"),
+    "IMPORT_MAX_BYTES": Setting(
+        128 * 2**20, _integer(1024, 2**34), "largest bulk task import body"
+    ),
+    "IMPORT_MAX_TASKS": Setting(100_000, _integer(1, 10_000_000), "most tasks in one import"),
+    "TRUST_PROXY_HEADERS": Setting(False, _boolean, "honour X-Forwarded-* from one proxy"),
+}
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Return the validated settings: DEFAULTS, then the environment, then ``overrides``."""
+    environ = os.environ if environ is None else environ
+    overrides = dict(overrides or {})
+    settings: dict[str, Any] = {}
+    problems: list[str] = []
+    for name, setting in DEFAULTS.items():
+        raw: Any = setting.default
+        source = "default"
+        if ENV_PREFIX + name in environ:
+            raw, source = environ[ENV_PREFIX + name], "environment"
+        if name in overrides:
+            raw, source = overrides.pop(name), "configuration"
+        try:
+            settings[name] = raw if source == "default" else setting.parse(raw, setting.default)
+        except ValueError as exc:
+            problems.append(f"{ENV_PREFIX}{name} {exc} (from the {source})")
+    settings.update(overrides)  # extra keys such as TESTING pass through to Flask untouched
+    if problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+    return settings

@@ -1,0 +1,89 @@
+"""The HTTP contract of projects and tasks."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from coordinator.fields import LocaleCode, RegionCode, unique_list
+
+_name = fields.String(
+    required=True,
+    validate=validate.Length(min=1, max=200),
+    metadata={"description": "unique name of the project"},
+)
+_classes = unique_list(
+    fields.String(validate=validate.Length(min=1, max=200)),
+    minimum=2,
+    maximum=1000,
+    required=True,
+    metadata={"description": "the allowed labels; at least two"},
+)
+
+
+class ProjectIn(Schema):
+    """A new project."""
+
+    name = _name
+    description = fields.String(load_default="", validate=validate.Length(max=20_000))
+    label_classes = _classes
+    source_locale = LocaleCode(required=True, metadata={"example": "en"})
+    redundancy = fields.Integer(
+        load_default=3,
+        validate=validate.Range(min=1, max=25),
+        metadata={"description": "labels wanted per task, from distinct workers"},
+    )
+    residency_region = RegionCode(
+        load_default="global",
+        metadata={"description": "region the data must stay in, or global"},
+    )
+
+
+class ProjectPatch(ProjectIn):
+    """Changes to a project; load it with ``partial=True`` so every field is optional."""
+
+
+class ProjectOut(Schema):
+    """A project as the API shows it."""
+
+    id = fields.Integer()
+    name = fields.String()
+    description = fields.String()
+    label_classes = fields.List(fields.String())
+    source_locale = fields.String()
+    redundancy = fields.Integer()
+    residency_region = fields.String()
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+
+class TaskOut(Schema):
+    """A task as the API shows it."""
+
+    id = fields.Integer()
+    external_id = fields.String()
+    payload = fields.Dict()
+    content_hash = fields.String()
+    languages = fields.List(fields.String())
+    gold = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+
+
+class DuplicateGroupOut(Schema):
+    """Tasks whose payloads are byte-for-byte the same."""
+
+    content_hash = fields.String()
+    external_ids = fields.List(fields.String())
+
+
+class ImportResultOut(Schema):
+    """What a bulk import did."""
+
+    received = fields.Integer(metadata={"description": "tasks in the body"})
+    created = fields.Integer(metadata={"description": "new tasks stored"})
+    unchanged = fields.Integer(
+        metadata={"description": "tasks already stored with the same content (a retry)"}
+    )
+    duplicates = fields.List(
+        fields.Nested(DuplicateGroupOut),
+        metadata={"description": "groups of tasks in the project with identical payloads"},
+    )

@@ -1,0 +1,108 @@
+"""Create, change and read projects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_babel import gettext
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from coordinator.audit.services import Actor, record, snapshot
+from coordinator.errors import Conflict, InvalidInput, NotFound
+from coordinator.projects.models import Project, Task
+
+AUDITED_FIELDS = (
+    "name",
+    "description",
+    "label_classes",
+    "source_locale",
+    "redundancy",
+    "residency_region",
+)
+
+
+def get_project(session: Session, project_id: int) -> Project:
+    """Return the project or raise NotFound."""
+    project = session.get(Project, project_id)
+    if project is None:
+        raise NotFound(gettext("There is no project %(id)s.", id=project_id))
+    return project
+
+
+def list_projects(session: Session, *, offset: int, limit: int) -> tuple[list[Project], int]:
+    """Return one page of projects, newest first, and the total count."""
+    total = session.scalar(select(func.count()).select_from(Project)) or 0
+    page = session.scalars(
+        select(Project).order_by(Project.id.desc()).offset(offset).limit(limit)
+    ).all()
+    return list(page), total
+
+
+def list_tasks(
+    session: Session, project_id: int, *, offset: int, limit: int
+) -> tuple[list[Task], int]:
+    """Return one page of a project's tasks in import order and the total."""
+    get_project(session, project_id)
+    total = session.scalar(
+        select(func.count()).select_from(Task).where(Task.project_id == project_id)
+    ) or 0
+    page = session.scalars(
+        select(Task).where(Task.project_id == project_id).order_by(Task.id)
+        .offset(offset).limit(limit)
+    )
+    return list(page), total
+
+
+def _ensure_name_free(session: Session, name: str, *, other_than: int | None = None) -> None:
+    query = select(Project.id).where(Project.name == name)
+    if other_than is not None:
+        query = query.where(Project.id != other_than)
+    if session.scalar(query) is not None:
+        raise Conflict(
+            gettext("A project named %(name)s already exists.", name=name),
+            errors={"name": [gettext("This name is taken.")]},
+        )
+
+
+def create_project(session: Session, actor: Actor, **values: Any) -> Project:
+    """Add a project from validated values."""
+    _ensure_name_free(session, values["name"])
+    project = Project(created_by_id=actor.account_id, **values)
+    session.add(project)
+    session.flush()
+    record(session, actor, "project.create", "project", project.id,
+           after=snapshot(project, AUDITED_FIELDS))
+    return project
+
+
+def _gold_classes_in_use(session: Session, project_id: int) -> set[str]:
+    rows = session.scalars(
+        select(Task.gold).where(Task.project_id == project_id, Task.gold.is_not(None)).distinct()
+    )
+    return set(rows)
+
+
+def update_project(session: Session, actor: Actor, project_id: int, changes: dict[str, Any]) -> Project:
+    """Apply validated ``changes`` to a project; a label class still used as gold stays."""
+    project = get_project(session, project_id)
+    before = snapshot(project, AUDITED_FIELDS)
+    if "name" in changes:
+        _ensure_name_free(session, changes["name"], other_than=project.id)
+    if "label_classes" in changes:
+        dropped = _gold_classes_in_use(session, project.id) - set(changes["label_classes"])
+        if dropped:
+            raise InvalidInput(
+                gettext("Tasks still use these classes as gold answers."),
+                errors={"label_classes": [
+                    gettext("Cannot remove %(classes)s: tasks use them as gold answers.",
+                            classes=", ".join(sorted(dropped)))
+                ]},
+            )
+    for field, value in changes.items():
+        setattr(project, field, value)
+    session.flush()
+    after = snapshot(project, AUDITED_FIELDS)
+    if after != before:
+        record(session, actor, "project.update", "project", project.id, before=before, after=after)
+    return project

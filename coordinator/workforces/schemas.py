@@ -1,0 +1,51 @@
+"""The HTTP contract of workforces."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from coordinator.fields import CountryCode, CurrencyCode, LocaleCode, RegionCode, TimezoneName, unique_list
+from coordinator.workforces.models import WORKFORCE_KINDS
+
+
+class WorkforceIn(Schema):
+    """A new workforce."""
+
+    kind = fields.String(required=True, validate=validate.OneOf(WORKFORCE_KINDS))
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    region = RegionCode(required=True, metadata={"example": "eu"})
+    countries = unique_list(CountryCode(), minimum=1, maximum=250, required=True,
+                            metadata={"example": ["DE", "AT"]})
+    languages = unique_list(LocaleCode(), minimum=1, maximum=100, required=True,
+                            metadata={"example": ["de", "en"]})
+    daily_capacity = fields.Integer(required=True, validate=validate.Range(min=0, max=10_000_000))
+    price_per_label = fields.Decimal(
+        required=True, places=4, as_string=True,
+        validate=validate.Range(min=0, max=100_000),
+        metadata={"description": "price of one label in `currency`", "example": "0.0450"},
+    )
+    currency = CurrencyCode(required=True, metadata={"example": "EUR"})
+    timezone = TimezoneName(required=True, metadata={"example": "Europe/Berlin"})
+    active = fields.Boolean(load_default=True)
+
+
+class WorkforcePatch(WorkforceIn):
+    """Changes to a workforce; load it with ``partial=True`` so every field is optional."""
+
+
+class WorkforceOut(Schema):
+    """A workforce as the API shows it."""
+
+    id = fields.Integer()
+    kind = fields.String()
+    name = fields.String()
+    region = fields.String()
+    countries = fields.List(fields.String())
+    languages = fields.List(fields.String())
+    daily_capacity = fields.Integer()
+    price_per_label = fields.Decimal(as_string=True)
+    currency = fields.String()
+    timezone = fields.String()
+    active = fields.Boolean()
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()

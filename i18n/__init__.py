@@ -1,0 +1,1 @@
+"""Locales: parsing, negotiation, fallback chains and the service's message catalogs."""
