@@ -1,0 +1,1 @@
+"""The training job; imports only torch, numpy and the standard library so it runs on a GPU box."""
