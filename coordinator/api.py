@@ -63,3 +63,16 @@ def page_window(pagination_parameters: Any) -> tuple[int, int]:
     """Return (offset, limit) of the page flask-smorest parsed."""
     size = pagination_parameters.page_size
     return (pagination_parameters.page - 1) * size, size
+
+
+class Augmented:
+    """An object's attributes plus a few more, for a response schema to serialise once."""
+
+    def __init__(self, base: Any, **extra: Any) -> None:
+        self._base = base
+        self._extra = extra
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self._extra:
+            return self._extra[name]
+        return getattr(self._base, name)

@@ -24,7 +24,7 @@ class Setting:
 
 
 def _text(raw: str, _default: Any) -> str:
-    return raw.strip()
+    return str(raw).strip()  # overrides may be Path objects, e.g. INSTANCE_PATH
 
 
 def _integer(minimum: int, maximum: int) -> Callable[[str, Any], int]:

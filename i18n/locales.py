@@ -41,9 +41,15 @@ def normalise_language(identifier: str) -> str:
     return parse_locale(identifier).language
 
 
+#: CLDR territory codes that name no country: unknown, unions, groupings, pseudo-locales.
+_NOT_COUNTRIES = frozenset({"ZZ", "EU", "EZ", "UN", "QO", "XA", "XB"})
+
+
 @lru_cache(maxsize=1)
 def _territories() -> frozenset[str]:
-    return frozenset(code for code in Locale("en").territories if code.isalpha())
+    return frozenset(
+        code for code in Locale("en").territories if code.isalpha() and code not in _NOT_COUNTRIES
+    )
 
 
 def is_country(code: str) -> bool:

@@ -12,7 +12,7 @@ from coordinator.accounts import services
 from coordinator.accounts.schemas import (
     AccountIn, AccountOut, AccountPatch, IssuedTokenOut, MeOut, TokenIn, TokenOut,
 )
-from coordinator.api import PAGINATE, page_window
+from coordinator.api import PAGINATE, Augmented, page_window
 from coordinator.auth import ADMINS, EVERYONE, current_actor, current_principal, requires
 
 blp = Blueprint("accounts", __name__, url_prefix="",
@@ -77,7 +77,7 @@ def create_token(values: dict[str, Any], account_id: int) -> Any:
     """Create a token for an account; the response is the only place its secret appears."""
     issued = services.issue_token(db.session(), current_actor(), account_id, **values)
     db.session().commit()
-    return {**TokenOut().dump(issued.token), "secret": issued.secret}
+    return Augmented(issued.token, secret=issued.secret)
 
 
 @blp.route("/tokens", methods=["GET"])

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from decimal import Decimal
+
+from flask_babel import gettext
+from marshmallow import Schema, ValidationError, fields, validate
 
 from coordinator.fields import CountryCode, CurrencyCode, LocaleCode, RegionCode, TimezoneName, unique_list
 from coordinator.workforces.models import WORKFORCE_KINDS
+
+
+def _at_most_four_places(value: Decimal) -> None:
+    # Prices are stored with 4 decimals; rounding silently would change what a vendor is paid.
+    if value != value.quantize(Decimal("0.0001")):
+        raise ValidationError(gettext("Give at most 4 decimal places."))
 
 
 class WorkforceIn(Schema):
@@ -20,8 +29,8 @@ class WorkforceIn(Schema):
                             metadata={"example": ["de", "en"]})
     daily_capacity = fields.Integer(required=True, validate=validate.Range(min=0, max=10_000_000))
     price_per_label = fields.Decimal(
-        required=True, places=4, as_string=True,
-        validate=validate.Range(min=0, max=100_000),
+        required=True, as_string=True,
+        validate=[validate.Range(min=0, max=100_000), _at_most_four_places],
         metadata={"description": "price of one label in `currency`", "example": "0.0450"},
     )
     currency = CurrencyCode(required=True, metadata={"example": "EUR"})
@@ -43,7 +52,7 @@ class WorkforceOut(Schema):
     countries = fields.List(fields.String())
     languages = fields.List(fields.String())
     daily_capacity = fields.Integer()
-    price_per_label = fields.Decimal(as_string=True)
+    price_per_label = fields.Decimal(places=4, as_string=True)
     currency = fields.String()
     timezone = fields.String()
     active = fields.Boolean()
