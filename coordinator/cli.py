@@ -139,5 +139,53 @@ def demo() -> None:
                "http://127.0.0.1:8000/api/v1/projects")
 
 
+@main.group(name="i18n")
+def i18n_group() -> None:
+    """Extract, update and compile the service's message catalogs (i18n/translations)."""
+
+
+@i18n_group.command(name="extract")
+def i18n_extract() -> None:
+    """Write the messages of the code to i18n/translations/messages.pot."""
+    from i18n import catalogs
+
+    try:
+        path = catalogs.extract()
+    except catalogs.CatalogError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"template: {path}")
+
+
+@i18n_group.command(name="update")
+@click.option("--locale", "locales", multiple=True,
+              help="Only this locale (repeatable); default: every shipped and existing one.")
+def i18n_update(locales: tuple[str, ...]) -> None:
+    """Create missing catalogs and make every catalog follow the template."""
+    from i18n import catalogs
+
+    try:
+        states = catalogs.update(list(locales) or None)
+    except catalogs.CatalogError as exc:
+        raise click.ClickException(str(exc)) from None
+    for state in states:
+        todo = len(state.untranslated) + len(state.fuzzy)
+        click.echo(f"{state.locale:8} {'created' if state.created else 'updated'}  "
+                   f"{state.messages} messages, {todo} to translate")
+
+
+@i18n_group.command(name="compile")
+@click.option("--locale", "locales", multiple=True,
+              help="Only this locale (repeatable); default: every catalog.")
+def i18n_compile(locales: tuple[str, ...]) -> None:
+    """Compile every catalog (.po) into the .mo file the service reads."""
+    from i18n import catalogs
+
+    try:
+        written = catalogs.compile(list(locales) or None)
+    except catalogs.CatalogError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"compiled {len(written)} catalogs")
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -9,6 +9,8 @@ from flask import Flask, Response, g, json, request
 from flask_babel import gettext, lazy_gettext
 from werkzeug.exceptions import HTTPException
 
+from i18n.validation import translate_messages
+
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
@@ -141,8 +143,14 @@ def problem(
     return response
 
 
+def _localised(messages: Any) -> Any:
+    """Translate marshmallow's English messages inside a (nested) errors map."""
+    return translate_messages(messages, gettext) if messages else messages
+
+
 def _flatten_webargs(messages: dict[str, Any]) -> dict[str, Any]:
-    """Turn webargs' ``{location: {field: msgs}}`` into ``{field: msgs}``."""
+    """Turn webargs' ``{location: {field: msgs}}`` into ``{field: msgs}``, localised."""
+    messages = _localised(messages)
     if len(messages) == 1:
         return next(iter(messages.values()))
     flat: dict[str, Any] = {}
@@ -159,7 +167,7 @@ def handle_coordinator_error(error: CoordinatorError) -> Response:
         gettext(str(error.title)),
         slug=error.slug,
         detail=error.detail,
-        errors=error.errors,
+        errors=_localised(error.errors),
         headers=error.headers,
         **error.extra,
     )
