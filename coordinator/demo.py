@@ -7,11 +7,13 @@ import json
 from dataclasses import dataclass
 from decimal import Decimal
 
+from babel.messages.pofile import read_po, write_po
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from coordinator.accounts import services as accounts
 from coordinator.audit.services import Actor
+from coordinator.guidelines import services as guidelines
 from coordinator.projects import imports
 from coordinator.projects import services as projects
 from coordinator.projects.models import Project
@@ -69,6 +71,45 @@ REVIEWS = [
 ]
 
 
+GUIDELINE = """# Sentiment of product reviews
+
+Read the whole review before you choose a label.
+
+## Labels
+
+- positive: the writer is pleased with the product
+- neutral: the writer states facts or is undecided
+- negative: the writer is disappointed or warns others
+"""
+
+GUIDELINE_TRANSLATIONS = {
+    "de": [
+        "Stimmung von Produktbewertungen",
+        "Lesen Sie die ganze Bewertung, bevor Sie ein Label wählen.",
+        "Labels",
+        "positive: die Person ist mit dem Produkt zufrieden",
+        "neutral: die Person nennt Fakten oder ist unentschieden",
+        "negative: die Person ist enttäuscht oder warnt andere",
+    ],
+    "pt_BR": [
+        "Sentimento de avaliações de produtos",
+        "Leia a avaliação inteira antes de escolher um rótulo.",
+        "Rótulos",
+        "positive: quem escreve está satisfeito com o produto",
+        "neutral: quem escreve relata fatos ou está indeciso",
+        "negative: quem escreve está decepcionado ou alerta os outros",
+    ],
+    "ar": [
+        "المشاعر في مراجعات المنتجات",
+        "اقرأ المراجعة كاملة قبل أن تختار التصنيف.",
+        "التصنيفات",
+        "positive: الكاتب راضٍ عن المنتج",
+        "neutral: الكاتب يذكر حقائق أو متردد",
+        "negative: الكاتب خائب الأمل أو يحذّر الآخرين",
+    ],
+}
+
+
 @dataclass
 class DemoResult:
     """What the demo created and the tokens to try it with."""
@@ -110,6 +151,19 @@ def _ensure_account(session: Session, actor: Actor, name: str, role: str,
     return account.id
 
 
+def _publish_guideline(session: Session, actor: Actor, project_id: int) -> None:
+    version = guidelines.create_draft(session, actor, project_id, title="Review sentiment",
+                                      source_markdown=GUIDELINE)
+    guidelines.publish(session, actor, project_id, version.number)
+    for locale, texts in GUIDELINE_TRANSLATIONS.items():
+        catalog = read_po(io.BytesIO(guidelines.export_po(session, project_id, version.number, locale)))
+        for message, text in zip([m for m in catalog if m.id], texts, strict=True):
+            message.string = text
+        filled = io.BytesIO()
+        write_po(filled, catalog)
+        guidelines.import_po(session, actor, project_id, version.number, locale, filled.getvalue())
+
+
 def seed_demo(session: Session) -> DemoResult:
     """Create the demo data once; later calls only issue fresh tokens."""
     actor = Actor.system()
@@ -125,6 +179,7 @@ def seed_demo(session: Session) -> DemoResult:
         )
         rows = imports.read_jsonl(io.BytesIO(_task_lines()), project, max_tasks=len(REVIEWS))
         imports.store_tasks(session, actor, project.id, rows, source_format="jsonl")
+        _publish_guideline(session, actor, project.id)
     manager_id = _ensure_account(session, actor, "demo-manager", "manager", locale="en")
     vendor = forces["Nordlicht Annotation GmbH"]
     vendor_id = _ensure_account(session, actor, "demo-vendor-nordlicht", "vendor",

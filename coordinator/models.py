@@ -3,7 +3,15 @@
 from coordinator.accounts.models import Account, ApiToken
 from coordinator.audit.models import AuditEvent
 from coordinator.db import Base
+from coordinator.guidelines.models import (
+    GuidelineSegment,
+    GuidelineVersion,
+    SegmentTranslation,
+)
 from coordinator.projects.models import Project, Task
 from coordinator.workforces.models import Workforce
 
-__all__ = ["Account", "ApiToken", "AuditEvent", "Base", "Project", "Task", "Workforce"]
+__all__ = [
+    "Account", "ApiToken", "AuditEvent", "Base", "GuidelineSegment", "GuidelineVersion",
+    "Project", "SegmentTranslation", "Task", "Workforce",
+]

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from flask_babel import gettext
 from marshmallow import Schema, ValidationError, fields, validate
 
-from coordinator.fields import CountryCode, CurrencyCode, LocaleCode, RegionCode, TimezoneName, unique_list
+from coordinator.fields import (
+    CountryCode,
+    CurrencyCode,
+    LocaleCode,
+    RegionCode,
+    TimezoneName,
+    unique_list,
+)
+from coordinator.localisation import reader_locale
 from coordinator.workforces.models import WORKFORCE_KINDS
+from i18n.formatting import format_money
 
 
 def _at_most_four_places(value: Decimal) -> None:
@@ -54,7 +64,12 @@ class WorkforceOut(Schema):
     daily_capacity = fields.Integer()
     price_per_label = fields.Decimal(places=4, as_string=True)
     currency = fields.String()
+    price_per_label_display = fields.Method(
+        "_price_display", metadata={"description": "the price written for the reader's locale"})
     timezone = fields.String()
     active = fields.Boolean()
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
+
+    def _price_display(self, workforce: Any) -> str:
+        return format_money(workforce.price_per_label, workforce.currency, reader_locale())

@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from coordinator import create_app, db
+from coordinator import create_app, db, schema
 from coordinator.cli import main
 from coordinator.projects.models import Task
 from coordinator.workforces.models import Workforce
@@ -29,7 +29,8 @@ def test_db_upgrade_then_current(runner, tmp_path):
     assert invoke(runner, "db", "upgrade").exit_code == 0
     assert (tmp_path / "instance" / "coordinator.sqlite3").exists()
     result = invoke(runner, "db", "current")
-    assert "current: 0001" in result.output and "latest: 0001" in result.output
+    head = schema.head_revision()
+    assert f"current: {head}" in result.output and f"latest: {head}" in result.output
 
 
 def test_create_admin_prints_a_working_token(runner, tmp_path):
@@ -59,6 +60,11 @@ def test_demo_seeds_once_and_issues_fresh_tokens(runner, tmp_path):
         assert session.scalar(select(func.count()).select_from(Workforce)) == 6
         languages = {code for (codes,) in session.execute(select(Task.languages)) for code in codes}
     assert {"ar", "hi", "sw", "ja", "zh_Hans", "pt_BR"} <= languages
+    manager_token = second.output.split("Manager token (shown only now):")[1].split()[0]
+    seen = app.test_client().get(
+        "/api/v1/projects/1/guidelines/1/rendered?locale=ar_EG",
+        headers={"Authorization": f"Bearer {manager_token}"}).get_json()
+    assert (seen["served_locale"], seen["direction"]) == ("ar", "rtl")
     vendor_token = second.output.split("Vendor token for Nordlicht Annotation GmbH:")[1].split()[0]
     client = app.test_client()
     listed = client.get("/api/v1/workforces", headers={"Authorization": f"Bearer {vendor_token}"})
