@@ -10,10 +10,22 @@ from flask_smorest import Blueprint
 from coordinator import db
 from coordinator.accounts import services
 from coordinator.accounts.schemas import (
-    AccountIn, AccountOut, AccountPatch, IssuedTokenOut, MeOut, TokenIn, TokenOut,
+    AccountIn,
+    AccountOut,
+    AccountPatch,
+    IssuedTokenOut,
+    MeOut,
+    TokenIn,
+    TokenOut,
 )
 from coordinator.api import PAGINATE, Augmented, page_window
-from coordinator.auth import ADMINS, EVERYONE, current_actor, current_principal, requires
+from coordinator.auth import (
+    ADMINS,
+    EVERYONE,
+    current_actor,
+    current_principal,
+    requires,
+)
 
 blp = Blueprint("accounts", __name__, url_prefix="",
                 description="Accounts, their roles and API tokens.")

@@ -11,10 +11,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from coordinator.accounts.models import Account, ApiToken
-from coordinator.audit.services import Actor, record, snapshot
+from coordinator.audit.services import Actor, apply_changes, record, snapshot
 from coordinator.auth import hash_token, new_token_secret
 from coordinator.db import utcnow
-from coordinator.errors import Conflict, InvalidInput, NotFound
+from coordinator.errors import InvalidInput, NotFound
+from coordinator.names import ensure_name_free
 from coordinator.workforces.models import Workforce
 
 AUDITED_FIELDS = ("name", "role", "workforce_id", "locale", "active")
@@ -57,12 +58,8 @@ def _check_role_scope(session: Session, role: str, workforce_id: int | None) -> 
 
 
 def _ensure_name_free(session: Session, name: str, *, other_than: int | None = None) -> None:
-    query = select(Account.id).where(Account.name == name)
-    if other_than is not None:
-        query = query.where(Account.id != other_than)
-    if session.scalar(query) is not None:
-        raise Conflict(gettext("An account named %(name)s already exists.", name=name),
-                       errors={"name": [gettext("This name is taken.")]})
+    ensure_name_free(session, Account, name, gettext("An account named %(name)s already exists.", name=name),
+                     other_than=other_than)
 
 
 def create_account(
@@ -83,18 +80,13 @@ def create_account(
 def update_account(session: Session, actor: Actor, account_id: int, changes: dict[str, Any]) -> Account:
     """Apply validated ``changes`` to an account; disabling it stops its tokens at once."""
     account = get_account(session, account_id)
-    before = snapshot(account, AUDITED_FIELDS)
     if "name" in changes:
         _ensure_name_free(session, changes["name"], other_than=account.id)
     role = changes.get("role", account.role)
     workforce_id = changes.get("workforce_id", account.workforce_id if role == "vendor" else None)
     _check_role_scope(session, role, workforce_id)
-    for field, value in {**changes, "workforce_id": workforce_id}.items():
-        setattr(account, field, value)
-    session.flush()
-    after = snapshot(account, AUDITED_FIELDS)
-    if after != before:
-        record(session, actor, "account.update", "account", account.id, before=before, after=after)
+    apply_changes(session, actor, account, {**changes, "workforce_id": workforce_id},
+                  action="account.update", subject_type="account", fields=AUDITED_FIELDS)
     return account
 
 

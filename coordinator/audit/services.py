@@ -63,3 +63,23 @@ def record(
     )
     session.add(event)
     return event
+
+
+def apply_changes(
+    session: Session,
+    actor: Actor,
+    obj: Any,
+    changes: dict[str, Any],
+    *,
+    action: str,
+    subject_type: str,
+    fields: tuple[str, ...],
+) -> None:
+    """Set ``changes`` on ``obj`` and record an event when an audited field really changed."""
+    before = snapshot(obj, fields)
+    for field, value in changes.items():
+        setattr(obj, field, value)
+    session.flush()
+    after = snapshot(obj, fields)
+    if after != before:
+        record(session, actor, action, subject_type, obj.id, before=before, after=after)

@@ -14,7 +14,13 @@ from coordinator.api import PAGINATE, page_window
 from coordinator.auth import MANAGERS, READERS, current_actor, requires
 from coordinator.errors import UnsupportedMediaType
 from coordinator.projects import imports, services
-from coordinator.projects.schemas import ImportResultOut, ProjectIn, ProjectOut, ProjectPatch, TaskOut
+from coordinator.projects.schemas import (
+    ImportResultOut,
+    ProjectIn,
+    ProjectOut,
+    ProjectPatch,
+    TaskOut,
+)
 
 blp = Blueprint("projects", __name__, url_prefix="/projects",
                 description="Projects: label schema, locale, redundancy, residency; and their tasks.")

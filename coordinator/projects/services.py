@@ -8,8 +8,9 @@ from flask_babel import gettext
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from coordinator.audit.services import Actor, record, snapshot
-from coordinator.errors import Conflict, InvalidInput, NotFound
+from coordinator.audit.services import Actor, apply_changes, record, snapshot
+from coordinator.errors import InvalidInput, NotFound
+from coordinator.names import ensure_name_free
 from coordinator.projects.models import Project, Task
 
 AUDITED_FIELDS = (
@@ -55,14 +56,8 @@ def list_tasks(
 
 
 def _ensure_name_free(session: Session, name: str, *, other_than: int | None = None) -> None:
-    query = select(Project.id).where(Project.name == name)
-    if other_than is not None:
-        query = query.where(Project.id != other_than)
-    if session.scalar(query) is not None:
-        raise Conflict(
-            gettext("A project named %(name)s already exists.", name=name),
-            errors={"name": [gettext("This name is taken.")]},
-        )
+    ensure_name_free(session, Project, name, gettext("A project named %(name)s already exists.", name=name),
+                     other_than=other_than)
 
 
 def create_project(session: Session, actor: Actor, **values: Any) -> Project:
@@ -86,7 +81,6 @@ def _gold_classes_in_use(session: Session, project_id: int) -> set[str]:
 def update_project(session: Session, actor: Actor, project_id: int, changes: dict[str, Any]) -> Project:
     """Apply validated ``changes`` to a project; a label class still used as gold stays."""
     project = get_project(session, project_id)
-    before = snapshot(project, AUDITED_FIELDS)
     if "name" in changes:
         _ensure_name_free(session, changes["name"], other_than=project.id)
     if "label_classes" in changes:
@@ -99,10 +93,6 @@ def update_project(session: Session, actor: Actor, project_id: int, changes: dic
                             classes=", ".join(sorted(dropped)))
                 ]},
             )
-    for field, value in changes.items():
-        setattr(project, field, value)
-    session.flush()
-    after = snapshot(project, AUDITED_FIELDS)
-    if after != before:
-        record(session, actor, "project.update", "project", project.id, before=before, after=after)
+    apply_changes(session, actor, project, changes, action="project.update",
+                  subject_type="project", fields=AUDITED_FIELDS)
     return project

@@ -9,7 +9,13 @@ from flask_smorest import Blueprint
 
 from coordinator import db
 from coordinator.api import PAGINATE, page_window
-from coordinator.auth import EVERYONE, MANAGERS, current_actor, current_principal, requires
+from coordinator.auth import (
+    EVERYONE,
+    MANAGERS,
+    current_actor,
+    current_principal,
+    requires,
+)
 from coordinator.workforces import services
 from coordinator.workforces.schemas import WorkforceIn, WorkforceOut, WorkforcePatch
 

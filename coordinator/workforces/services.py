@@ -8,8 +8,9 @@ from flask_babel import gettext
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from coordinator.audit.services import Actor, record, snapshot
-from coordinator.errors import Conflict, NotFound
+from coordinator.audit.services import Actor, apply_changes, record, snapshot
+from coordinator.errors import NotFound
+from coordinator.names import ensure_name_free
 from coordinator.workforces.models import Workforce
 
 AUDITED_FIELDS = (
@@ -39,14 +40,8 @@ def list_workforces(
 
 
 def _ensure_name_free(session: Session, name: str, *, other_than: int | None = None) -> None:
-    query = select(Workforce.id).where(Workforce.name == name)
-    if other_than is not None:
-        query = query.where(Workforce.id != other_than)
-    if session.scalar(query) is not None:
-        raise Conflict(
-            gettext("A workforce named %(name)s already exists.", name=name),
-            errors={"name": [gettext("This name is taken.")]},
-        )
+    ensure_name_free(session, Workforce, name, gettext("A workforce named %(name)s already exists.", name=name),
+                     other_than=other_than)
 
 
 def create_workforce(session: Session, actor: Actor, **values: Any) -> Workforce:
@@ -65,14 +60,8 @@ def update_workforce(
 ) -> Workforce:
     """Apply validated ``changes`` to a workforce."""
     workforce = get_workforce(session, workforce_id)
-    before = snapshot(workforce, AUDITED_FIELDS)
     if "name" in changes:
         _ensure_name_free(session, changes["name"], other_than=workforce.id)
-    for field, value in changes.items():
-        setattr(workforce, field, value)
-    session.flush()
-    after = snapshot(workforce, AUDITED_FIELDS)
-    if after != before:
-        record(session, actor, "workforce.update", "workforce", workforce.id,
-               before=before, after=after)
+    apply_changes(session, actor, workforce, changes, action="workforce.update",
+                  subject_type="workforce", fields=AUDITED_FIELDS)
     return workforce

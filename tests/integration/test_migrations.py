@@ -15,7 +15,11 @@ from sqlalchemy import create_engine, inspect, pool
 
 from coordinator import schema
 from coordinator.models import Base
-from tests.conftest import create_postgres_database, drop_postgres_database, postgres_admin_url
+from tests.conftest import (
+    create_postgres_database,
+    drop_postgres_database,
+    postgres_admin_url,
+)
 
 VERSIONS = schema.MIGRATIONS_DIR / "versions"
 #: The file template the habits ask for: ``YYYY_MM_DD_HHMM-<revision>_<slug>.py``.

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-
 from coordinator.errors import PROBLEM_JSON
 
 TASK_LINE = b'{"external_id": "t1", "payload": {"text": "hello"}}\n'
