@@ -32,8 +32,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from coordinator.accounts.api import blp as accounts_blp
     from coordinator.config import load_settings
     from coordinator.db import Database
+    from coordinator.dispatch.api import blp as dispatch_blp
     from coordinator.guidelines.api import blp as guidelines_blp
     from coordinator.health import blp as health_blp
+    from coordinator.labels.api import blp as vendor_blp
     from coordinator.locales.api import blp as locales_blp
     from coordinator.projects.api import blp as projects_blp
     from coordinator.workforces.api import blp as workforces_blp
@@ -57,5 +59,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     logs.init_app(app)
     errors.init_app(app)
     app.register_blueprint(health_blp)
-    api.init_app(app, [projects_blp, guidelines_blp, workforces_blp, accounts_blp, locales_blp])
+    api.init_app(app, [projects_blp, guidelines_blp, dispatch_blp, vendor_blp, workforces_blp,
+                       accounts_blp, locales_blp])
     return app

@@ -72,6 +72,13 @@ def _database_url(raw: str, _default: Any) -> str:
     return value
 
 
+def _rates(raw: str, _default: Any) -> str:
+    from coordinator.dispatch.money import parse_rates
+
+    parse_rates(str(raw))  # raises ValueError with the bad pair
+    return str(raw).strip()
+
+
 def _locale(raw: str, _default: Any) -> str:
     from babel import Locale, UnknownLocaleError
 
@@ -95,6 +102,8 @@ DEFAULTS: dict[str, Setting] = {
         128 * 2**20, _integer(1024, 2**34), "largest bulk task import body"
     ),
     "IMPORT_MAX_TASKS": Setting(100_000, _integer(1, 10_000_000), "most tasks in one import"),
+    "EXCHANGE_RATES": Setting(
+        "", _rates, "extra reference rates to USD for ranking prices, e.g. EUR=1.16,INR=0.0113"),
     "TRUST_PROXY_HEADERS": Setting(False, _boolean, "honour X-Forwarded-* from one proxy"),
 }
 

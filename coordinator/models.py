@@ -3,15 +3,25 @@
 from coordinator.accounts.models import Account, ApiToken
 from coordinator.audit.models import AuditEvent
 from coordinator.db import Base
+from coordinator.dispatch.models import (
+    Assignment,
+    DispatchRun,
+    RoutingDecision,
+    TaskWorker,
+    Worker,
+)
 from coordinator.guidelines.models import (
     GuidelineSegment,
     GuidelineVersion,
     SegmentTranslation,
 )
+from coordinator.labels.models import IdempotentRequest, Label
 from coordinator.projects.models import Project, Task
+from coordinator.webhooks.models import WebhookDelivery
 from coordinator.workforces.models import Workforce
 
 __all__ = [
-    "Account", "ApiToken", "AuditEvent", "Base", "GuidelineSegment", "GuidelineVersion",
-    "Project", "SegmentTranslation", "Task", "Workforce",
+    "Account", "ApiToken", "Assignment", "AuditEvent", "Base", "DispatchRun", "GuidelineSegment",
+    "GuidelineVersion", "IdempotentRequest", "Label", "Project", "RoutingDecision",
+    "SegmentTranslation", "Task", "TaskWorker", "WebhookDelivery", "Worker", "Workforce",
 ]

@@ -22,7 +22,10 @@ class Project(Base):
     """A body of annotation work with one label schema and one residency rule."""
 
     __tablename__ = "projects"
-    __table_args__ = (CheckConstraint("redundancy BETWEEN 1 AND 25", name="redundancy_range"),)
+    __table_args__ = (
+        CheckConstraint("redundancy BETWEEN 1 AND 25", name="redundancy_range"),
+        CheckConstraint("lease_minutes BETWEEN 1 AND 10080", name="lease_minutes_range"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     #: shown to managers and vendors; unique so projects can be told apart in reports
@@ -36,6 +39,12 @@ class Project(Base):
     redundancy: Mapped[int]
     #: region the project's data must stay in (``global`` when it may go anywhere)
     residency_region: Mapped[str] = mapped_column(String(32))
+    #: workforce regions allowed to receive this project's data; empty means any region
+    allowed_regions: Mapped[list[str]] = mapped_column(JsonDocument, default=list)
+    #: minutes a vendor holds leased work before it returns to the pool
+    lease_minutes: Mapped[int] = mapped_column(default=60)
+    #: while true, nothing is dispatched and vendors pull nothing of this project
+    paused: Mapped[bool] = mapped_column(default=False)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

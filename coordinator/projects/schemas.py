@@ -36,6 +36,15 @@ class ProjectIn(Schema):
         load_default="global",
         metadata={"description": "region the data must stay in, or global"},
     )
+    allowed_regions = unique_list(
+        RegionCode(), minimum=0, maximum=50, load_default=list,
+        metadata={"description": "workforce regions that may receive the data; empty: only "
+                  "the residency region, or any region when it is global"},
+    )
+    lease_minutes = fields.Integer(
+        load_default=60, validate=validate.Range(min=1, max=10080),
+        metadata={"description": "how long a vendor holds leased work"},
+    )
 
 
 class ProjectPatch(ProjectIn):
@@ -52,6 +61,9 @@ class ProjectOut(Schema):
     source_locale = fields.String()
     redundancy = fields.Integer()
     residency_region = fields.String()
+    allowed_regions = fields.List(fields.String())
+    lease_minutes = fields.Integer()
+    paused = fields.Boolean()
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
 

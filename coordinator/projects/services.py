@@ -20,6 +20,8 @@ AUDITED_FIELDS = (
     "source_locale",
     "redundancy",
     "residency_region",
+    "allowed_regions",
+    "lease_minutes",
 )
 
 

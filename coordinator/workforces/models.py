@@ -40,5 +40,9 @@ class Workforce(Base):
     #: IANA zone its working day and deadlines are expressed in
     timezone: Mapped[str] = mapped_column(String(64))
     active: Mapped[bool] = mapped_column(default=True)
+    #: HTTPS callback announcing new work and expired leases; empty when none is registered
+    webhook_url: Mapped[str | None] = mapped_column(String(2000))
+    #: shared secret signing webhook bodies (HMAC-SHA256); shown to the vendor once
+    webhook_secret: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
