@@ -28,7 +28,7 @@ def _instance_defaults(app: Flask) -> None:
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the service: settings, database, locale, logging, errors, API, probes."""
-    from coordinator import api, errors, localisation, logs
+    from coordinator import api, errors, jobs, localisation, logs
     from coordinator.accounts.api import blp as accounts_blp
     from coordinator.config import load_settings
     from coordinator.db import Database
@@ -38,6 +38,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from coordinator.labels.api import blp as vendor_blp
     from coordinator.locales.api import blp as locales_blp
     from coordinator.projects.api import blp as projects_blp
+    from coordinator.webhooks.api import blp as webhooks_blp
     from coordinator.workforces.api import blp as workforces_blp
 
     settings = load_settings(config)
@@ -55,10 +56,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     if not app.config.get("TESTING"):
         logs.configure_logging(app.config["LOG_FORMAT"], app.config["LOG_LEVEL"])
     Database(app.config["DATABASE_URL"]).init_app(app)
+    jobs.init_app(app)
     localisation.init_app(app)
     logs.init_app(app)
     errors.init_app(app)
     app.register_blueprint(health_blp)
     api.init_app(app, [projects_blp, guidelines_blp, dispatch_blp, vendor_blp, workforces_blp,
-                       accounts_blp, locales_blp])
+                       accounts_blp, locales_blp, webhooks_blp])
     return app

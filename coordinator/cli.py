@@ -5,12 +5,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
 from flask import Flask
 
-from coordinator import create_app, db, schema
+from coordinator import create_app, db, jobs, schema
 from coordinator.config import ConfigError
 
 
@@ -40,16 +41,16 @@ def main() -> None:
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64),
               help="Web processes (gunicorn).")
 def serve(host: str, port: int, workers: int) -> None:
-    """Serve the HTTP API."""
+    """Serve the HTTP API (and, without a broker, run the background jobs in process)."""
     app = _app()
-    if not schema.is_current(db.database(app).engine):
-        raise click.ClickException(
-            "the database is not at the latest migration: run `coordinator db upgrade` first")
+    _require_current_schema(app)
     click.echo(f"API docs: http://{host}:{port}/api/docs   OpenAPI: "
                f"http://{host}:{port}/api/v1/openapi.json", err=True)
+    click.echo(_jobs_line(app), err=True)
     try:
         from gunicorn.app.base import BaseApplication
     except ImportError:  # Windows: no gunicorn, fall back to Werkzeug's threaded server
+        jobs.start_ticker(app)
         app.run(host=host, port=port, threaded=True)
         return
 
@@ -59,10 +60,86 @@ def serve(host: str, port: int, workers: int) -> None:
             self.cfg.set("workers", workers)
             self.cfg.set("timeout", 300)  # large imports stream for a while
 
-        def load(self) -> Flask:
+        def load(self) -> Flask:  # runs in each web process, after the fork
+            jobs.start_ticker(app)
             return app
 
     _Gunicorn().run()
+
+
+def _require_current_schema(app: Flask) -> None:
+    engine = db.database(app).engine
+    if not schema.is_current(engine):
+        raise click.ClickException(
+            "the database is not at the latest migration: run `coordinator db upgrade` first")
+    engine.dispose()  # processes fork from this one: none may inherit its connection
+
+
+def _jobs_line(app: Flask) -> str:
+    broker = app.config["BROKER_URL"]
+    if broker:
+        return (f"Background jobs: on Celery workers through {_safe_broker(broker)} "
+                "(run `coordinator worker`)")
+    if app.config["JOBS_IN_PROCESS"] == "off":
+        return "Background jobs: off in process (run `coordinator jobs run ...` yourself)"
+    periods = jobs.sweep_periods(app.config)
+    sweeps = ", ".join(f"{name.replace('_', ' ')} every {seconds} s"
+                       for name, seconds in periods.items()) or "no sweeps"
+    return f"Background jobs: in each web process ({sweeps})"
+
+
+def _safe_broker(url: str) -> str:
+    from kombu.utils.url import maybe_sanitize_url
+
+    return str(maybe_sanitize_url(url))
+
+
+@main.command()
+@click.option("--queues", default=jobs.DEFAULT_QUEUE, show_default=True,
+              help=f"Comma-separated queues to consume; the GPU worker takes "
+                   f"`{jobs.TRAINING_QUEUE}` only.")
+@click.option("--concurrency", type=click.IntRange(1, 256), default=None,
+              help="Worker processes.  [default: one per CPU]")
+@click.option("--beat/--no-beat", default=True, show_default=True,
+              help="Also send the periodic sweeps; with several workers give --no-beat to "
+                   "all but one (a duplicate sweep is harmless, only wasted).")
+def worker(queues: str, concurrency: int | None, beat: bool) -> None:
+    """Run a Celery worker for the configured broker (COORDINATOR_BROKER_URL)."""
+    app = _app()
+    if not app.config["BROKER_URL"]:
+        raise click.ClickException(
+            "COORDINATOR_BROKER_URL is not set, so jobs run inside `coordinator serve` and "
+            "there is nothing for a worker to do. Set it to a redis:// or amqp:// URL.")
+    names = [name.strip() for name in queues.split(",") if name.strip()]
+    if not names:
+        raise click.BadParameter("name at least one queue", param_hint="--queues")
+    _require_current_schema(app)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)  # beat keeps its schedule there
+    celery = jobs.celery_app(app)
+    click.echo(f"Worker: broker {_safe_broker(app.config['BROKER_URL'])}, queues "
+               f"{', '.join(names)}, beat {'on' if beat else 'off'}", err=True)
+    argv = ["worker", "--queues", ",".join(names), "--loglevel", app.config["LOG_LEVEL"].upper()]
+    if concurrency:
+        argv += ["--concurrency", str(concurrency)]
+    if beat:
+        argv.append("--beat")
+    celery.worker_main(argv)
+
+
+@main.group(name="jobs")
+def jobs_group() -> None:
+    """Run background jobs by hand (or from cron)."""
+
+
+@jobs_group.command(name="run")
+@click.argument("name", type=click.Choice([name.replace("_", "-") for name in jobs.JOBS]))
+def jobs_run(name: str) -> None:
+    """Run job NAME once, now, in this process, whatever the broker."""
+    app = _app()
+    click.echo(f"Running {name} ...", err=True)
+    result = jobs.run_job(app, name.replace("-", "_"))
+    jobs.jobs(app).in_process.wait()  # the jobs it queued in turn, such as webhook delivery
+    click.echo(f"{name}: {result}")
 
 
 @main.group(name="db")

@@ -72,11 +72,42 @@ def _database_url(raw: str, _default: Any) -> str:
     return value
 
 
+#: Brokers Celery can use here: Redis (plain, TLS, Sentinel) and RabbitMQ.
+BROKER_SCHEMES = ("redis", "rediss", "sentinel", "amqp", "amqps", "pyamqp")
+#: Result backends: Redis, RabbitMQ's rpc, or a database through SQLAlchemy (db+...).
+RESULT_BACKEND_SCHEMES = ("redis", "rediss", "sentinel", "rpc")
+
+
+def _url_with_scheme(schemes: tuple[str, ...], *, database: bool = False
+                     ) -> Callable[[str, Any], str]:
+    def parse(raw: str, _default: Any) -> str:
+        value = str(raw).strip()
+        if not value:
+            return value
+        scheme = value.split("://", 1)[0].lower() if "://" in value else ""
+        if scheme not in schemes and not (database and scheme.startswith("db+")):
+            allowed = ", ".join(f"{s}://" for s in schemes) + (", db+..." if database else "")
+            raise ValueError(f"must be a URL starting with one of {allowed}; "
+                             f"got {scheme + '://' if scheme else repr(value.split(':', 1)[0])}")
+        return value
+
+    return parse
+
+
 def _rates(raw: str, _default: Any) -> str:
     from coordinator.dispatch.money import parse_rates
 
     parse_rates(str(raw))  # raises ValueError with the bad pair
     return str(raw).strip()
+
+
+def _readable_file(raw: str, _default: Any) -> str:
+    value = str(raw).strip()
+    if value and not os.path.isfile(value):
+        raise ValueError(f"must be the path of a readable file or empty, got {value!r}")
+    if value and not os.access(value, os.R_OK):
+        raise ValueError(f"must be a file this process can read, got {value!r}")
+    return value
 
 
 def _locale(raw: str, _default: Any) -> str:
@@ -105,6 +136,27 @@ DEFAULTS: dict[str, Setting] = {
     "EXCHANGE_RATES": Setting(
         "", _rates, "extra reference rates to USD for ranking prices, e.g. EUR=1.16,INR=0.0113"),
     "TRUST_PROXY_HEADERS": Setting(False, _boolean, "honour X-Forwarded-* from one proxy"),
+    "WEBHOOK_TIMEOUT_SECONDS": Setting(
+        10, _integer(1, 60), "seconds to connect to, and then to hear from, a vendor's webhook"),
+    "WEBHOOK_MAX_ATTEMPTS": Setting(
+        10, _integer(1, 50), "attempts per webhook delivery before it is marked failed"),
+    "WEBHOOK_ALLOW_PRIVATE_HOSTS": Setting(
+        False, _boolean, "let webhooks call private, loopback and link-local addresses"),
+    "WEBHOOK_CA_BUNDLE": Setting(
+        "", _readable_file, "PEM file of extra CAs trusted for webhook HTTPS; empty: none"),
+    "BROKER_URL": Setting(
+        "", _url_with_scheme(BROKER_SCHEMES),
+        "Celery broker (redis://, amqp://); empty: jobs run inside the serving process"),
+    "RESULT_BACKEND_URL": Setting(
+        "", _url_with_scheme(RESULT_BACKEND_SCHEMES, database=True),
+        "where Celery keeps job results; empty: results are not kept"),
+    "JOBS_IN_PROCESS": Setting(
+        "thread", _choice("thread", "inline", "off"),
+        "without a broker: run jobs on background threads, inline in the caller, or not at all"),
+    "LEASE_SWEEP_SECONDS": Setting(
+        60, _integer(0, 86400), "period of the lease-expiry sweep; 0 turns it off"),
+    "WEBHOOK_SWEEP_SECONDS": Setting(
+        30, _integer(0, 86400), "period of the webhook delivery sweep; 0 turns it off"),
 }
 
 

@@ -111,6 +111,8 @@ def app(database_url: str, tmp_path: Path) -> Iterator[Flask]:
         "DATABASE_URL": database_url,
         "SECRET_KEY": "test-secret",
         "INSTANCE_PATH": str(tmp_path / "instance"),
+        "BROKER_URL": "",
+        "JOBS_IN_PROCESS": "off",  # a test runs the jobs it means to, when it means to
     })
     yield application
     _empty_tables(application)

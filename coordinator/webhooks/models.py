@@ -23,10 +23,10 @@ class WebhookDelivery(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     workforce_id: Mapped[int] = mapped_column(ForeignKey("workforces.id"))
-    #: ``work.available`` or ``lease.expired``
+    #: ``work.available``, ``lease.expired``, or ``ping`` (asked for by the vendor)
     event: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
-    #: the callback URL when the event was raised
+    #: the callback URL: the workforce's when the event was raised, then where it was last sent
     url: Mapped[str] = mapped_column(String(2000))
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(default=0)

@@ -1,0 +1,1 @@
+"""The regional vendor side: signed webhooks out, and the check a vendor runs on them."""
