@@ -264,5 +264,370 @@ def i18n_compile(locales: tuple[str, ...]) -> None:
     click.echo(f"compiled {len(written)} catalogs")
 
 
+# --- aggregate and agreement: on CSV files, without the app or a database -------------------
+# These two commands never call create_app, read no configuration and open no database: they
+# work on a laptop with nothing set up. NumPy, pandas and the aggregation package are imported
+# inside the commands, so the other commands do not pay for them.
+
+#: The names in aggregation.METHODS, for --help without importing pandas (a test keeps them
+#: equal).
+AGGREGATION_METHODS = ("dawid_skene", "majority_vote", "wawa", "zero_based_skill",
+                       "gold_majority_vote", "one_coin_dawid_skene", "glad", "mace")
+_SPINNER = "|/-\\"
+
+
+class _Progress:
+    """Phase messages with a spinner on stderr, shown only when stderr is a terminal.
+
+    ``with progress.phase("fitting dawid_skene"):`` shows ``| fitting dawid_skene ... 3 s``
+    turning while the block runs and leaves ``fitting dawid_skene ... done (3.2 s)``.
+    Elsewhere (a pipe, a log file, tests) it prints nothing: the summary says what happened.
+    """
+
+    def __init__(self, stream: Any = None, enabled: bool | None = None) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        if enabled is None:
+            isatty = getattr(self.stream, "isatty", None)
+            enabled = bool(isatty and isatty())
+        self.enabled = enabled
+
+    @contextmanager
+    def phase(self, message: str) -> Iterator[None]:
+        if not self.enabled:
+            yield
+            return
+        import threading
+        import time
+
+        start = time.monotonic()
+        stop = threading.Event()
+
+        def spin() -> None:
+            turn = 0
+            while not stop.wait(0.1):
+                seconds = time.monotonic() - start
+                self.stream.write(f"\r{_SPINNER[turn % 4]} {message} ... {seconds:.0f} s")
+                self.stream.flush()
+                turn += 1
+
+        self.stream.write(f"  {message} ...")
+        self.stream.flush()
+        spinner = threading.Thread(target=spin, daemon=True)
+        spinner.start()
+        outcome = "failed"
+        try:
+            yield
+            outcome = "done"
+        finally:
+            stop.set()
+            spinner.join()
+            seconds = time.monotonic() - start
+            self.stream.write(f"\r  {message} ... {outcome} ({seconds:.1f} s)\x1b[K\n")
+            self.stream.flush()
+
+
+def _split_list(value: str | None) -> list[str]:
+    return [item.strip() for item in (value or "").split(",") if item.strip()]
+
+
+def _read_csv(path: str, what: str, needed: tuple[str, ...]) -> Any:
+    """Read a CSV file as text (aggregation.io's conventions), or raise ClickException."""
+    import pandas as pd
+
+    from aggregation import AggregationInputError
+    from aggregation.table import MissingColumnsError
+
+    source: Any = sys.stdin if path == "-" else Path(path)
+    if path != "-":
+        if not source.exists():
+            raise click.ClickException(f"the {what} file {path} does not exist")
+        if not source.is_file():
+            raise click.ClickException(f"the {what} file {path} is not a file")
+    try:
+        frame = pd.read_csv(source, dtype=str, keep_default_na=False, na_values=[""])
+    except pd.errors.EmptyDataError:
+        raise click.ClickException(
+            f"the {what} file {path} is empty: it needs a header line with the columns "
+            f"{','.join(needed)}") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
+        raise click.ClickException(f"cannot read the {what} file {path}: {exc}") from None
+    frame.columns = [str(column).strip() for column in frame.columns]
+    missing = [column for column in needed if column not in frame.columns]
+    if missing:
+        error: AggregationInputError = MissingColumnsError(missing, frame.columns, f"{what} file")
+        raise click.ClickException(f"{path}: {error}")
+    return frame
+
+
+def _read_inputs(labels_path: str, gold_path: str | None, classes_option: str | None,
+                 duplicates: str, keep: list[str]) -> tuple[Any, Any]:
+    """Return the validated LabelTable and the gold Series (or None) of two CSV files.
+
+    The classes are --classes in its order, else every label seen in the labels and the gold
+    file, sorted.
+    """
+    from aggregation import prepare_gold, prepare_labels
+    from aggregation.table import COLUMNS, GOLD_COLUMNS
+
+    frame = _read_csv(labels_path, "labels", COLUMNS)
+    gold_frame = _read_csv(gold_path, "gold", GOLD_COLUMNS) if gold_path else None
+    classes: tuple[str, ...] | None = tuple(_split_list(classes_option)) or None
+    if classes_option is not None and not classes:
+        raise click.ClickException("--classes is empty: give the classes separated by commas")
+    if classes is None:
+        seen = set(frame["label"].dropna())
+        if gold_frame is not None:
+            seen |= set(gold_frame["label"].dropna())
+        classes = tuple(sorted(seen))
+    table = _input_errors(lambda: prepare_labels(frame, classes, duplicates=duplicates,
+                                                 keep=keep), labels_path)
+    gold = None
+    if gold_frame is not None:
+        gold = _input_errors(lambda: prepare_gold(gold_frame, table.classes), gold_path)
+    return table, gold
+
+
+def _input_errors(step: Any, path: str | None) -> Any:
+    """Run ``step()``, turning aggregation's input errors into a ClickException."""
+    from aggregation import AggregationInputError
+
+    try:
+        return step()
+    except AggregationInputError as exc:
+        raise click.ClickException(f"{path}: {exc}" if path else str(exc)) from None
+
+
+@contextmanager
+def _output(path: str) -> Iterator[Any]:
+    """Yield a text stream for ``path`` ('-': stdout), with a clear error if it cannot open."""
+    if path == "-":
+        yield sys.stdout
+        return
+    import os
+    import tempfile
+
+    target = Path(path)
+    try:  # a partial file never replaces a good one: write beside it, then rename
+        fd, part = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part",
+                                    dir=target.parent if str(target.parent) else ".")
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        with open(fd, "w", newline="", encoding="utf-8") as handle:
+            yield handle
+        os.chmod(part, 0o666 & ~_umask())
+        os.replace(part, target)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        if os.path.exists(part):
+            os.unlink(part)
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _number(value: float, digits: int = 3) -> str:
+    return "n/a" if value != value else f"{value:.{digits}f}"  # NaN != NaN
+
+
+@main.command()
+@click.option("--labels", "labels_path", required=True, metavar="L.csv",
+              help="Label table: CSV with the columns task,worker,label ('-': stdin).")
+@click.option("--gold", "gold_path", metavar="G.csv",
+              help="Gold answers: CSV with the columns task,label.")
+@click.option("--method", default="dawid_skene", show_default=True, metavar="METHOD",
+              help=f"Aggregation method: {', '.join(AGGREGATION_METHODS)}.")
+@click.option("--classes", "classes_option", metavar="A,B,...",
+              help="The project's classes, in order (ties go to the earlier one).  "
+                   "[default: every label seen, sorted]")
+@click.option("--out", "out_path", default="-", show_default=True, metavar="O.csv",
+              help="Where to write task,label,confidence,p_<class>... ('-': stdout).")
+@click.option("--workers-out", "workers_path", metavar="W.csv",
+              help="Also write per worker: labels, skill (the method's score), "
+                   "accuracy against the consensus and against gold.")
+@click.option("--stop", type=click.Choice(["likelihood", "crowdkit"]), default=None,
+              help="Dawid-Skene only: stop on the marginal likelihood or on crowd-kit's own "
+                   "quantity.  [default: likelihood]")
+@click.option("--gold-holdout", default=0.2, show_default=True, type=click.FloatRange(0, 1),
+              help="Share of gold tasks held out to measure accuracy (chosen by task hash).")
+@click.option("--duplicates", default="last", show_default=True,
+              type=click.Choice(["last", "first", "error"]),
+              help="A worker who labelled a task twice: keep the last or first label, "
+                   "or stop with an error.")
+def aggregate(labels_path: str, gold_path: str | None, method: str,
+              classes_option: str | None, out_path: str, workers_path: str | None,
+              stop: str | None, gold_holdout: float, duplicates: str) -> None:
+    """Aggregate a label CSV into one label per task, with posteriors.
+
+    Works on files only: no server, configuration or database.
+    """
+    if method not in AGGREGATION_METHODS:
+        raise click.ClickException(
+            f"unknown method {method!r}; use one of {', '.join(AGGREGATION_METHODS)}")
+    if stop is not None and method != "dawid_skene":
+        raise click.ClickException(f"--stop applies to dawid_skene only, not to {method}")
+    progress = _Progress()
+    with progress.phase(f"reading {labels_path}" + (f" and {gold_path}" if gold_path else "")):
+        import aggregation
+        import aggregation.io
+        from aggregation import agreement
+
+        table, gold = _read_inputs(labels_path, gold_path, classes_option, duplicates, [])
+    options = {"stop": stop} if stop else {}
+    with progress.phase(f"fitting {method}"):
+        try:
+            result = aggregation.aggregate(table, method, gold=gold, gold_holdout=gold_holdout,
+                                           duplicates=duplicates, **options)
+        except aggregation.AggregationInputError as exc:
+            raise click.ClickException(str(exc)) from None
+    with progress.phase(f"writing {'stdout' if out_path == '-' else out_path}"):
+        with _output(out_path) as stream:
+            aggregation.io.write_result(result, stream)
+        if workers_path:
+            workers = _worker_table(table, result, gold, agreement)
+            with _output(workers_path) as stream:
+                workers.to_csv(stream, index=False)
+    for line in _aggregate_summary(table, result, gold, out_path, workers_path):
+        click.echo(line, err=True)
+
+
+def _worker_table(table: Any, result: Any, gold: Any, agreement: Any) -> Any:
+    """Per worker: labels, skill, accuracy against the consensus and (all) gold."""
+    import pandas as pd
+
+    consensus = agreement.accuracy(table, result.labels, "worker")
+    workers = pd.DataFrame({"labels": table.frame.groupby("worker", sort=False).size()})
+    workers.index.name = "worker"
+    skills = result.worker_skills
+    workers["skill"] = skills.reindex(workers.index) if skills is not None else float("nan")
+    workers["accuracy_consensus"] = consensus["accuracy"].reindex(workers.index)
+    if gold is not None:
+        on_gold = agreement.accuracy(table, gold, "worker")
+        workers["accuracy_gold"] = on_gold["accuracy"].reindex(workers.index)
+        workers["gold_labels"] = on_gold["labels"].reindex(workers.index).fillna(0).astype(int)
+    return workers.reset_index()
+
+
+def _aggregate_summary(table: Any, result: Any, gold: Any, out_path: str,
+                       workers_path: str | None) -> list[str]:
+    codes = table.encode()
+    classes = ", ".join(str(c) for c in result.classes)
+    lines = [f"{result.method}: {codes.n_tasks} tasks, {codes.n_workers} workers, "
+             f"{table.n_labels} labels ({result.superseded} superseded), classes {classes}"]
+    if result.converged is None and not result.iterations:
+        lines.append("iterations: none (not iterative)")
+    else:
+        state = {True: "converged", False: "did not converge", None: "no convergence test"}
+        stop = f", stop: {result.stop}" if result.stop else ""
+        lines.append(f"iterations: {result.iterations}, {state[result.converged]}{stop}")
+    tied = len(result.ties)
+    lines.append(f"ties: {tied} task(s)" + (
+        f", each given the earliest tied class in the order {classes}" if tied else ""))
+    if gold is None:
+        lines.append("gold: none given")
+    else:
+        lines.append(f"gold: {len(gold)} tasks, {result.gold_used} used by the method, "
+                     f"{result.gold_held_out} held out; accuracy on held-out gold "
+                     f"{_number(result.gold_accuracy)}")
+    lines.append(f"wrote {result.n_tasks} row(s) to {'stdout' if out_path == '-' else out_path}"
+                 + (f", workers to {workers_path}" if workers_path else ""))
+    return lines
+
+
+@main.command()
+@click.option("--labels", "labels_path", required=True, metavar="L.csv",
+              help="Label table: CSV with the columns task,worker,label and any grouping "
+                   "columns ('-': stdin).")
+@click.option("--gold", "gold_path", metavar="G.csv",
+              help="Gold answers (task,label): adds accuracy_gold.")
+@click.option("--consensus", "consensus_path", metavar="C.csv",
+              help="A CSV written by `coordinator aggregate` (task,label,...): adds "
+                   "accuracy_consensus.")
+@click.option("--by", "by_option", metavar="COL,...",
+              help="Group by these columns of the labels file, e.g. workforce,locale "
+                   "(or worker).")
+@click.option("--classes", "classes_option", metavar="A,B,...",
+              help="The project's classes; labels outside them are an error.  "
+                   "[default: every label seen]")
+@click.option("--duplicates", default="last", show_default=True,
+              type=click.Choice(["last", "first", "error"]),
+              help="A worker who labelled a task twice: keep the last or first label, "
+                   "or stop with an error.")
+@click.option("--format", "output_format", default="table", show_default=True,
+              type=click.Choice(["table", "csv", "json"]))
+@click.option("--out", "out_path", default="-", show_default=True,
+              help="Where to write the report ('-': stdout).")
+def agreement(labels_path: str, gold_path: str | None, consensus_path: str | None,
+              by_option: str | None, classes_option: str | None, duplicates: str,
+              output_format: str, out_path: str) -> None:
+    """Report inter-annotator agreement of a label CSV, overall or per group.
+
+    Krippendorff's alpha, Fleiss' kappa, mean pairwise Cohen's kappa and accuracy against
+    the consensus and gold. Works on files only: no server, configuration or database.
+    """
+    by = _split_list(by_option)
+    progress = _Progress()
+    with progress.phase(f"reading {labels_path}"):
+        from aggregation import agreement as metrics
+
+        table, gold = _read_inputs(labels_path, gold_path, classes_option, duplicates, by)
+        consensus = _read_consensus(consensus_path, table.classes) if consensus_path else None
+    with progress.phase("measuring agreement"):
+        report = _input_errors(lambda: metrics.agreement_report(
+            table, by or None, gold=gold, consensus=consensus), None)
+    if not by:
+        report.index.name = "group"
+    with _output(out_path) as stream:
+        stream.write(_format_report(report, output_format))
+    if out_path != "-":
+        click.echo(f"wrote {len(report)} row(s) to {out_path}", err=True)
+
+
+def _read_consensus(path: str, classes: tuple) -> Any:
+    """Read a consensus CSV (task,label,...) into a Series of labels by task."""
+    import pandas as pd
+
+    from aggregation.table import MissingValuesError, UnknownLabelsError
+
+    frame = _read_csv(path, "consensus", ("task", "label"))
+    for column in ("task", "label"):
+        empty = frame[column].isna().to_numpy()
+        if empty.any():
+            raise click.ClickException(
+                f"{path}: {MissingValuesError(column, empty.nonzero()[0], 'consensus file')}")
+    outside = ~frame["label"].isin(classes)
+    if outside.any():
+        error = UnknownLabelsError(list(pd.unique(frame.loc[outside, "label"])),
+                                  int(outside.sum()), classes, "consensus file")
+        raise click.ClickException(f"{path}: {error}")
+    repeated = frame["task"].duplicated(keep=False)
+    if repeated.any():
+        shown = ", ".join(repr(t) for t in pd.unique(frame.loc[repeated, "task"])[:5])
+        raise click.ClickException(
+            f"{path}: the consensus file lists {int(frame['task'][repeated].nunique())} "
+            f"task(s) more than once: {shown}")
+    return pd.Series(frame["label"].to_numpy(), index=pd.Index(frame["task"], name="task"),
+                     name="label")
+
+
+def _format_report(report: Any, output_format: str) -> str:
+    flat = report.reset_index()
+    if output_format == "csv":
+        return str(flat.to_csv(index=False))
+    if output_format == "json":
+        import json
+
+        rows = json.loads(flat.to_json(orient="records", force_ascii=False))
+        return json.dumps(rows, ensure_ascii=False, indent=2) + "\n"
+    return str(flat.to_string(index=False, na_rep="n/a", float_format=lambda v: f"{v:.3f}")) \
+        + "\n"
+
+
 if __name__ == "__main__":
     sys.exit(main())
