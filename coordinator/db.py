@@ -12,10 +12,15 @@ from sqlalchemy import (
     DateTime,
     Integer,
     MetaData,
+    Table,
+    bindparam,
     create_engine,
     event,
+    func,
+    insert,
+    select,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -63,6 +68,39 @@ class Base(DeclarativeBase):
     """Base of every model; constraint names follow NAMING_CONVENTION."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def unnest(table: Table, rows: list[dict[str, Any]], columns: list[str] | None = None) -> Any:
+    """Return ``rows`` as a PostgreSQL ``unnest`` of one array per column, typed like ``table``.
+
+    Select from it to insert or update thousands of rows in one statement.
+    """
+    columns = columns or list(rows[0])
+    return func.unnest(*(
+        bindparam(None, [row[column] for row in rows], type_=ARRAY(table.c[column].type))
+        for column in columns)).table_valued(*columns).render_derived()
+
+
+def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows``, dictionaries with the same keys, into ``table``."""
+    if not rows:
+        return
+    columns = list(rows[0])
+    # Arrays of JSON documents would be read as nested arrays; those rows go one by one.
+    documents = any(isinstance(table.c[column].type, JSON) for column in columns)
+    if session.get_bind().dialect.name != "postgresql" or documents:
+        session.execute(insert(table), rows)
+        return
+    # One statement over one array per column: row by row, even pipelined, most of the time
+    # goes to the protocol rather than to storing the rows. A column with one value in every
+    # row is sent once, not as an array.
+    first = rows[0]
+    same = {c for c in columns if all(row[c] == first[c] for row in rows)}
+    varying = [c for c in columns if c not in same] or columns[:1]
+    data = unnest(table, rows, varying)
+    session.execute(insert(table).from_select(columns, select(*(
+        data.c[c] if c in varying else bindparam(None, first[c], type_=table.c[c].type)
+        for c in columns))))
 
 
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:

@@ -23,6 +23,7 @@ from coordinator.dispatch.schemas import (
     ProjectProgressOut,
     ReviewIn,
 )
+from coordinator.jobs import enqueue
 from coordinator.localisation import reader_locale
 from coordinator.projects.schemas import ProjectOut
 from coordinator.projects.services import get_project
@@ -43,6 +44,7 @@ def dispatch(task_filter: dict[str, Any], project_id: int) -> Any:
     rates = services.reference_rates(current_app.config["EXCHANGE_RATES"])
     result = services.dispatch(db.session(), current_actor(), project_id, task_filter, rates=rates)
     db.session().commit()
+    enqueue("deliver_webhooks")  # tell the vendors now, not at the next sweep
     run = result.run
     return {
         "run_id": run.id, "tasks_considered": run.tasks_considered,

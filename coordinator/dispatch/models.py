@@ -110,6 +110,7 @@ class TaskWorker(Base):
     __tablename__ = "task_workers"
 
     task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), primary_key=True)
-    #: the identity hash when the vendor gives one, else ``<workforce id>:<worker id>``
+    #: ``<workforce id>:<worker external id>``; a second row holds the identity hash when
+    #: the vendor gives one, so the person is recognised by either
     person_key: Mapped[str] = mapped_column(String(200), primary_key=True)
     assignment_id: Mapped[int] = mapped_column(ForeignKey("assignments.id"))

@@ -48,7 +48,8 @@ class ProgressOut(Schema):
     rejected = fields.Integer()
     expired = fields.Integer()
     overdue = fields.Integer(metadata={"description": "leased, past the lease's end"})
-    cost = fields.Decimal(as_string=True, metadata={"description": "submitted and accepted work"})
+    cost = fields.Decimal(places=4, as_string=True,
+                          metadata={"description": "submitted and accepted work"})
     currency = fields.String()
     cost_display = fields.String()
 

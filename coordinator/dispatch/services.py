@@ -10,11 +10,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask_babel import gettext
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from coordinator.audit.services import Actor, record
-from coordinator.db import utcnow
+from coordinator.db import insert_rows, utcnow
 from coordinator.dispatch.models import LIVE_STATES, Assignment, DispatchRun, RoutingDecision
 from coordinator.dispatch.money import REFERENCE_RATES_USD, MissingRate, parse_rates, to_usd
 from coordinator.dispatch.routing import Candidate, Router, allowed_regions
@@ -164,7 +164,7 @@ def dispatch(session: Session, actor: Actor, project_id: int, task_filter: dict[
 def _store(session: Session, project: Project, run: DispatchRun, decisions: list[tuple[Any, Any, int]],
            guideline_id: int, router: Router) -> None:
     prices = {c.id: (c.price, c.currency) for c in router.candidates}
-    session.execute(insert(RoutingDecision.__table__), [
+    insert_rows(session, RoutingDecision.__table__, [
         {"run_id": run.id, "task_id": task.id, "group": decision.group, "chosen": decision.chosen,
          "scores": decision.scores, "needed": needed}
         for task, decision, needed in decisions])
@@ -173,8 +173,7 @@ def _store(session: Session, project: Project, run: DispatchRun, decisions: list
          "run_id": run.id, "guideline_version_id": guideline_id, "status": "offered",
          "price": prices[workforce_id][0], "currency": prices[workforce_id][1]}
         for task, decision, _ in decisions for workforce_id in decision.chosen]
-    if rows:
-        session.execute(insert(Assignment.__table__), rows)
+    insert_rows(session, Assignment.__table__, rows)
 
 
 def set_paused(session: Session, actor: Actor, project_id: int, paused: bool) -> Project:
@@ -221,15 +220,19 @@ def lease(session: Session, workforce_id: int, limit: int, *, now: datetime | No
     paused = select(Project.id).where(Project.paused.is_(True))
     # One statement picks and marks the rows: SKIP LOCKED on PostgreSQL lets concurrent
     # pullers pass each other by, and SQLite runs the statement under its single writer lock.
-    next_ids = (
+    # The pick is a materialised CTE: as a plain IN (subquery) PostgreSQL may rescan it, and
+    # each rescan skips the rows this statement just updated and locks the next ones, leasing
+    # more than ``limit``.
+    picked = (
         select(Assignment.id)
         .where(Assignment.workforce_id == workforce_id, Assignment.status == "offered",
                Assignment.project_id.not_in(paused))
         .order_by(Assignment.id).limit(limit)
-        .with_for_update(skip_locked=True))
+        .with_for_update(skip_locked=True)
+        .cte("picked").prefix_with("MATERIALIZED", dialect="postgresql"))
     leased_ids = list(session.scalars(
         update(Assignment)
-        .where(Assignment.id.in_(next_ids), Assignment.status == "offered")
+        .where(Assignment.id.in_(select(picked.c.id)), Assignment.status == "offered")
         .values(status="leased", leased_at=now)
         .returning(Assignment.id)))
     if not leased_ids:

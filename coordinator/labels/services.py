@@ -9,11 +9,11 @@ from datetime import datetime
 from typing import Any
 
 from flask_babel import gettext
-from sqlalchemy import insert, select, update
+from sqlalchemy import ColumnElement, Row, bindparam, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from coordinator.audit.services import Actor, record
-from coordinator.db import utcnow
+from coordinator.db import insert_rows, unnest, utcnow
 from coordinator.dispatch.models import Assignment, TaskWorker, Worker
 from coordinator.dispatch.services import expire_leases
 from coordinator.errors import Conflict, InvalidInput
@@ -50,23 +50,38 @@ class _Accepted:
 
     index: int
     item: Submission
-    assignment: Assignment
+    #: the assignment's row as ``_load`` read it (id, project, task, status, lease, guideline)
+    assignment: Row[Any]
     locale: str
     set_aside: str | None = None
-    supersedes: Label | None = None
+    #: the label this one corrects (its id, assignment and worker)
+    supersedes: Row[Any] | None = None
 
 
 @dataclass
 class _Batch:
     """The state a submission reads once and the writes it collects."""
 
-    assignments: dict[int, Assignment]
+    assignments: dict[int, Row[Any]]
     projects: dict[int, Project]
-    current_labels: dict[int, Label]
+    current_labels: dict[int, Row[Any]]
     current_workers: dict[int, str]
     claims: dict[tuple[int, str], int]
+    #: assignments given a label earlier in this request; a second one is refused
+    taken: set[int] = field(default_factory=set)
+    #: each locale code met, normalised (None: not a locale); a batch repeats a few codes
+    locales: dict[str, str | None] = field(default_factory=dict)
     accepted: list[_Accepted] = field(default_factory=list)
     results: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _among(column: Any, ids: Any) -> ColumnElement[bool]:
+    """Return ``column IN (ids)`` with the integers written into the statement.
+
+    A batch holds thousands of ids; as one bound parameter each they make a statement the
+    driver re-parses on every call. Integers cannot inject anything.
+    """
+    return column.in_(bindparam(None, sorted(ids), expanding=True, literal_execute=True))
 
 
 def _request_hash(items: list[Submission]) -> str:
@@ -78,8 +93,14 @@ def _error(index: int, code: str, message: str) -> dict[str, Any]:
     return {"index": index, "status": "error", "error": {"code": code, "message": message}}
 
 
-def _person_key(workforce_id: int, item: Submission) -> str:
-    return item.worker_identity or f"{workforce_id}:{item.worker_id}"
+def _person_keys(workforce_id: int, item: Submission) -> list[str]:
+    """Return every key a person is known by: the vendor's id for them, and their identity hash."""
+    # Both are claimed, so a vendor that sends the identity only some of the time still
+    # cannot have one worker label a task twice.
+    keys = [f"{workforce_id}:{item.worker_id}"]
+    if item.worker_identity:
+        keys.append(item.worker_identity)
+    return keys
 
 
 def submit(session: Session, actor: Actor, workforce_id: int, idempotency_key: str,
@@ -89,16 +110,17 @@ def submit(session: Session, actor: Actor, workforce_id: int, idempotency_key: s
         raise InvalidInput(errors={"labels": [gettext(
             "Send between 1 and %(n)d labels.", n=MAX_LABELS_PER_REQUEST)]})
     digest = _request_hash(items)
-    stored = session.scalar(select(IdempotentRequest).where(
-        IdempotentRequest.workforce_id == workforce_id, IdempotentRequest.key == idempotency_key))
-    if stored is not None:
-        if stored.request_hash != digest:
-            raise Conflict(gettext(
-                "This Idempotency-Key was used for different labels; use a new key."))
-        return SubmitOutcome(stored.response, replayed=True)
+    replay = _replay(session, workforce_id, idempotency_key, digest)
+    if replay is not None:
+        return replay
     now = now or utcnow()
     expire_leases(session, now=now, workforce_id=workforce_id)
     batch = _load(session, workforce_id, items)
+    # A concurrent retry with this key held the assignments' locks until it committed; its
+    # answer is stored now, so give that one back rather than fail on the key's uniqueness.
+    replay = _replay(session, workforce_id, idempotency_key, digest)
+    if replay is not None:
+        return replay
     for index, item in enumerate(items):
         error = _check(batch, workforce_id, index, item, now)
         batch.results.append(error or {"index": index, "status": "created"})
@@ -117,22 +139,43 @@ def submit(session: Session, actor: Actor, workforce_id: int, idempotency_key: s
     return SubmitOutcome(response)
 
 
+def _replay(session: Session, workforce_id: int, key: str, digest: str) -> SubmitOutcome | None:
+    """Return the stored answer to an earlier request with ``key``, if there was one."""
+    stored = session.scalar(select(IdempotentRequest).where(
+        IdempotentRequest.workforce_id == workforce_id, IdempotentRequest.key == key))
+    if stored is None:
+        return None
+    if stored.request_hash != digest:
+        raise Conflict(gettext("This Idempotency-Key was used for different labels; use a new key."))
+    return SubmitOutcome(stored.response, replayed=True)
+
+
 def _load(session: Session, workforce_id: int, items: list[Submission]) -> _Batch:
-    ids = sorted({item.assignment_id for item in items})
+    ids = {item.assignment_id for item in items}
     # Lock in id order so two submissions touching the same assignments cannot deadlock.
-    assignments = {a.id: a for a in session.scalars(
-        select(Assignment).where(Assignment.id.in_(ids), Assignment.workforce_id == workforce_id)
+    # Plain rows, not ORM objects: a batch reads thousands and changes them in one statement.
+    assignments = {a.id: a for a in session.execute(
+        select(Assignment.id, Assignment.project_id, Assignment.task_id, Assignment.status,
+               Assignment.lease_expires_at, Assignment.guideline_version_id,
+               Assignment.guideline_locale)
+        .where(_among(Assignment.id, ids), Assignment.workforce_id == workforce_id)
         .order_by(Assignment.id).with_for_update())}
     projects = {p.id: p for p in session.scalars(
         select(Project).where(Project.id.in_({a.project_id for a in assignments.values()})))}
-    current = {label.assignment_id: label for label in session.scalars(
-        select(Label).where(Label.assignment_id.in_(list(assignments)), Label.counted.is_(True)))}
-    current_workers = dict(session.execute(
-        select(Worker.id, Worker.external_id)
-        .where(Worker.id.in_({label.worker_id for label in current.values()}))).all())
+    # Only corrections need the labels they supersede and who gave them; most batches hold none.
+    corrected = {i.assignment_id for i in items if i.supersedes is not None} & assignments.keys()
+    current: dict[int, Row[Any]] = {}
+    current_workers: dict[int, str] = {}
+    if corrected:
+        current = {label.assignment_id: label for label in session.execute(
+            select(Label.id, Label.assignment_id, Label.worker_id)
+            .where(_among(Label.assignment_id, corrected), Label.counted.is_(True)))}
+        current_workers = dict(session.execute(
+            select(Worker.id, Worker.external_id)
+            .where(_among(Worker.id, {label.worker_id for label in current.values()}))).all())
     claims = {(task_id, person): assignment_id for task_id, person, assignment_id in session.execute(
         select(TaskWorker.task_id, TaskWorker.person_key, TaskWorker.assignment_id)
-        .where(TaskWorker.task_id.in_({a.task_id for a in assignments.values()})))}
+        .where(_among(TaskWorker.task_id, {a.task_id for a in assignments.values()})))}
     return _Batch(assignments, projects, current, current_workers, claims)
 
 
@@ -150,9 +193,8 @@ def _check(batch: _Batch, workforce_id: int, index: int, item: Submission,
             value=repr(item.label)[:80], classes=", ".join(project.label_classes)))
     if not item.worker_id.strip():
         return _error(index, "invalid_worker", gettext("worker_id must not be empty."))
-    try:
-        locale = normalise_locale(item.locale or assignment.guideline_locale or project.source_locale)
-    except InvalidLocale:
+    locale = _locale(batch, item.locale or assignment.guideline_locale or project.source_locale)
+    if locale is None:
         return _error(index, "invalid_locale", gettext(
             "%(value)s is not a locale; use a code such as en, pt_BR or sr_Latn.",
             value=repr(item.locale)[:80]))
@@ -167,23 +209,32 @@ def _check(batch: _Batch, workforce_id: int, index: int, item: Submission,
     if assignment.status == "offered":
         return _error(index, "not_leased", gettext(
             "Assignment %(id)s is not leased to you; lease it first.", id=assignment.id))
-    if assignment.status != "leased":
+    if assignment.status != "leased" or assignment.id in batch.taken:
         return _error(index, "already_submitted", gettext(
             "Assignment %(id)s already has a label; send supersedes to correct it.",
             id=assignment.id))
-    person = _person_key(workforce_id, item)
-    claimed = batch.claims.get((assignment.task_id, person))
-    if claimed is not None and claimed != assignment.id:
+    claims = [(assignment.task_id, key) for key in _person_keys(workforce_id, item)]
+    if any(batch.claims.get(claim, assignment.id) != assignment.id for claim in claims):
         return _error(index, "duplicate_worker", gettext(
             "Worker %(worker)s already labelled this task; each label must come from a "
             "different person.", worker=item.worker_id))
-    batch.claims[(assignment.task_id, person)] = assignment.id
-    assignment.status = "submitted"  # a second item for it in this request is refused
+    batch.claims.update((claim, assignment.id) for claim in claims)
+    batch.taken.add(assignment.id)
     batch.accepted.append(_Accepted(index, item, assignment, locale))
     return None
 
 
-def _check_correction(batch: _Batch, index: int, item: Submission, assignment: Assignment,
+def _locale(batch: _Batch, code: str) -> str | None:
+    """Return ``code`` normalised, or None when it is not a locale."""
+    if code not in batch.locales:
+        try:
+            batch.locales[code] = normalise_locale(code)
+        except InvalidLocale:
+            batch.locales[code] = None
+    return batch.locales[code]
+
+
+def _check_correction(batch: _Batch, index: int, item: Submission, assignment: Row[Any],
                       locale: str) -> dict[str, Any] | None:
     current = batch.current_labels.get(assignment.id)
     if current is None or current.id != item.supersedes:
@@ -224,17 +275,16 @@ def _write(session: Session, batch: _Batch, workforce_id: int, now: datetime) ->
         "counted": e.set_aside is None, "set_aside": e.set_aside,
         "supersedes_id": e.supersedes.id if e.supersedes else None, "submitted_at": now,
     } for e in batch.accepted]
-    label_ids = session.scalars(
-        insert(Label.__table__).returning(Label.id, sort_by_parameter_order=True), rows).all()
+    label_ids = _insert_labels(session, rows)
     for entry, label_id in zip(batch.accepted, label_ids, strict=True):
         batch.results[entry.index]["label_id"] = label_id
         if entry.supersedes is not None:
             batch.results[entry.index]["supersedes"] = entry.supersedes.id
     fresh = [e for e in batch.accepted if e.set_aside is None and e.supersedes is None]
     if fresh:
-        session.execute(insert(TaskWorker.__table__), [
-            {"task_id": e.assignment.task_id, "person_key": _person_key(workforce_id, e.item),
-             "assignment_id": e.assignment.id} for e in fresh])
+        insert_rows(session, TaskWorker.__table__, [
+            {"task_id": e.assignment.task_id, "person_key": key, "assignment_id": e.assignment.id}
+            for e in fresh for key in _person_keys(workforce_id, e.item)])
         _mark_submitted(session, fresh, worker_ids, now)
     superseded = [e.supersedes.id for e in batch.accepted if e.supersedes is not None]
     if superseded:
@@ -242,9 +292,34 @@ def _write(session: Session, batch: _Batch, workforce_id: int, now: datetime) ->
                         .values(counted=False, set_aside="superseded"))
 
 
+def _insert_labels(session: Session, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert label rows; return their ids in the rows' order."""
+    if session.get_bind().dialect.name != "postgresql":
+        return list(session.scalars(
+            insert(Label.__table__).returning(Label.id, sort_by_parameter_order=True), rows))
+    # Taking the ids from the sequence first lets the rows go in one statement; with
+    # RETURNING in order they would go as pages of multi-row VALUES, twelve parameters a
+    # row, that the driver parses anew for every page.
+    ids = sorted(session.scalars(
+        text("SELECT nextval(pg_get_serial_sequence('labels', 'id')) "
+             "FROM generate_series(1, :n)"), {"n": len(rows)}))
+    insert_rows(session, Label.__table__, [
+        {**row, "id": label_id} for row, label_id in zip(rows, ids, strict=True)])
+    return ids
+
+
 def _mark_submitted(session: Session, fresh: list[_Accepted], worker_ids: dict[str, int],
                     now: datetime) -> None:
-    for entry in fresh:
-        entry.assignment.submitted_at = now
-        entry.assignment.worker_id = worker_ids[entry.item.worker_id]
-    session.flush()
+    table = Assignment.__table__
+    rows = [{"id": e.assignment.id, "worker_id": worker_ids[e.item.worker_id]} for e in fresh]
+    if session.get_bind().dialect.name == "postgresql":
+        data = unnest(table, rows)
+        # The id list as well as the join, so the rows are found by key, not by a scan.
+        session.execute(update(table).where(
+            table.c.id == data.c.id, _among(table.c.id, [row["id"] for row in rows])
+        ).values(status="submitted", submitted_at=now, worker_id=data.c.worker_id))
+        return
+    session.execute(
+        update(table).where(table.c.id == bindparam("assignment"))
+        .values(status="submitted", submitted_at=now, worker_id=bindparam("worker")),
+        [{"assignment": row["id"], "worker": row["worker_id"]} for row in rows])

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from flask_babel import gettext
+from flask_babel import gettext, ngettext
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
@@ -83,10 +83,12 @@ class _LineErrors:
             return
         first_line, first_fields = next(iter(self.by_line.items()))
         first_field, first_messages = next(iter(first_fields.items()))
-        detail = gettext(
-            "%(count)d line(s) are invalid; nothing was imported. First: %(line)s, %(field)s: "
+        detail = ngettext(
+            "%(num)d line is invalid; nothing was imported. First: %(line)s, %(field)s: "
             "%(message)s",
-            count=self.count, line=first_line, field=first_field, message=first_messages[0],
+            "%(num)d lines are invalid; nothing was imported. First: %(line)s, %(field)s: "
+            "%(message)s",
+            self.count, line=first_line, field=first_field, message=first_messages[0],
         )
         raise InvalidInput(detail, errors=self.by_line)
 

@@ -307,3 +307,10 @@ def test_only_managers_import(world, project_id, who):
 
 def test_import_into_a_missing_project_is_404(world):
     assert post_import(world, 999_999, THREE).status_code == 404
+
+
+def test_the_error_count_uses_the_languages_plural_forms(world, project_id):
+    one = b'{"external_id": "a"}\n'
+    two = one + b'{"external_id": "b"}\n'
+    assert post_import(world, project_id, one).get_json()["detail"].startswith("1 line is invalid")
+    assert post_import(world, project_id, two).get_json()["detail"].startswith("2 lines are invalid")
