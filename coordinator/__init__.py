@@ -31,6 +31,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from coordinator import api, errors, jobs, localisation, logs
     from coordinator.accounts.api import blp as accounts_blp
     from coordinator.config import load_settings
+    from coordinator.consensus.api import blp as consensus_blp
     from coordinator.db import Database
     from coordinator.dispatch.api import blp as dispatch_blp
     from coordinator.guidelines.api import blp as guidelines_blp
@@ -62,5 +63,5 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     app.register_blueprint(health_blp)
     api.init_app(app, [projects_blp, guidelines_blp, dispatch_blp, vendor_blp, workforces_blp,
-                       accounts_blp, locales_blp, webhooks_blp])
+                       accounts_blp, locales_blp, webhooks_blp, consensus_blp])
     return app

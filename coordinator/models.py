@@ -2,6 +2,7 @@
 
 from coordinator.accounts.models import Account, ApiToken
 from coordinator.audit.models import AuditEvent
+from coordinator.consensus.models import ConsensusRun, TaskConsensus, WorkerSkill
 from coordinator.db import Base
 from coordinator.dispatch.models import (
     Assignment,
@@ -21,7 +22,8 @@ from coordinator.webhooks.models import WebhookDelivery
 from coordinator.workforces.models import Workforce
 
 __all__ = [
-    "Account", "ApiToken", "Assignment", "AuditEvent", "Base", "DispatchRun", "GuidelineSegment",
-    "GuidelineVersion", "IdempotentRequest", "Label", "Project", "RoutingDecision",
-    "SegmentTranslation", "Task", "TaskWorker", "WebhookDelivery", "Worker", "Workforce",
+    "Account", "ApiToken", "Assignment", "AuditEvent", "Base", "ConsensusRun", "DispatchRun",
+    "GuidelineSegment", "GuidelineVersion", "IdempotentRequest", "Label", "Project",
+    "RoutingDecision", "SegmentTranslation", "Task", "TaskConsensus", "TaskWorker",
+    "WebhookDelivery", "Worker", "WorkerSkill", "Workforce",
 ]
