@@ -23,13 +23,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import sys
-import tempfile
-import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,22 +31,29 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import psycopg
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for folder in (ROOT, ROOT / "bench"):
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+
+from common import (  # noqa: E402
+    bench_app,
+    expect,
+    libpq_url,
+    print_summary,
+    scratch_database,
+    timed,
+)
 
 from aggregation import aggregate  # noqa: E402
-from coordinator import create_app, db, schema  # noqa: E402
+from coordinator import db  # noqa: E402
 from coordinator.audit.services import Actor  # noqa: E402
 from coordinator.consensus import services  # noqa: E402
 from coordinator.projects.models import Project  # noqa: E402
 
 BENCH = "consensus"
-ADMIN_ENV = "COORDINATOR_BENCH_DATABASE_URL"
-DEFAULT_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 TARGET_RATIO = 3.0
 FULL_LABELS = 1_000_000
 QUICK_LABELS = 20_000
@@ -104,41 +105,6 @@ def make_crowd(labels: int, seed: int = 7) -> Crowd:
 
 
 # --- the scratch database --------------------------------------------------------------------
-
-
-def admin_url() -> str:
-    """Return the SQLAlchemy URL the benchmark may create databases through."""
-    url = os.environ.get(ADMIN_ENV, "").strip() or DEFAULT_ADMIN_URL
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
-    return url
-
-
-def _admin_execute(statement: str) -> None:
-    engine = create_engine(admin_url(), isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as connection:
-            connection.execute(text(statement))
-    finally:
-        engine.dispose()
-
-
-@contextmanager
-def scratch_database() -> Iterator[str]:
-    """Create and migrate a uniquely named database; drop it afterwards."""
-    name = f"bench_consensus_{uuid.uuid4().hex[:12]}"
-    _admin_execute(f'CREATE DATABASE "{name}"')
-    url = make_url(admin_url()).set(database=name).render_as_string(hide_password=False)
-    try:
-        schema.upgrade(url)
-        yield url
-    finally:
-        _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def libpq_url(url: str) -> str:
-    """Return a SQLAlchemy PostgreSQL URL as a conninfo string psycopg accepts."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def _copy_frame(connection: psycopg.Connection, table: str, frame: pd.DataFrame) -> None:
@@ -243,13 +209,6 @@ def load_project(conninfo: str, crowd: Crowd) -> int:
 # --- the measurements ------------------------------------------------------------------------
 
 
-def timed(call: Callable[[], Any]) -> tuple[float, Any]:
-    """Return the seconds ``call`` took and what it returned."""
-    started = time.perf_counter()
-    value = call()
-    return time.perf_counter() - started, value
-
-
 @dataclass
 class Measurement:
     """Best seconds of each part, with what the run reported."""
@@ -286,18 +245,16 @@ def _forget_runs(conninfo: str) -> None:
 def measure(labels: int, repeat: int) -> tuple[Measurement, str]:
     """Build the project in a scratch database and time (a), (b), the read and a reuse."""
     crowd = make_crowd(labels)
-    with scratch_database() as url, tempfile.TemporaryDirectory() as instance:
+    with scratch_database("bench_consensus") as url:
         conninfo = libpq_url(url)
         project_id = load_project(conninfo, crowd)
-        app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "INSTANCE_PATH": instance,
-                          "LOG_LEVEL": "warning"})
-        actor = Actor.system()
-        best: dict[str, float] = {}
+        with bench_app(url, quiet_werkzeug=False) as app:
+            actor = Actor.system()
+            best: dict[str, float] = {}
 
-        def keep(name: str, seconds: float) -> None:
-            best[name] = min(seconds, best.get(name, float("inf")))
+            def keep(name: str, seconds: float) -> None:
+                best[name] = min(seconds, best.get(name, float("inf")))
 
-        try:
             with app.app_context():
                 session = db.session()
                 project = session.get(Project, project_id)
@@ -319,36 +276,29 @@ def measure(labels: int, repeat: int) -> tuple[Measurement, str]:
                         return outcome
 
                     seconds, outcome = timed(whole)
-                    _expect(not outcome.reused, "the run was not computed")
+                    expect(not outcome.reused, "the run was not computed")
                     keep("run", seconds)
                     seconds, again = timed(whole)
-                    _expect(again.reused and again.run.id == outcome.run.id,
-                            "the same inputs did not return the stored run")
+                    expect(again.reused and again.run.id == outcome.run.id,
+                           "the same inputs did not return the stored run")
                     keep("reused", seconds)
                 run = outcome.run
-                _expect(run.labels == len(crowd.task), f"the run read {run.labels} labels")
-                _expect(run.iterations == result.iterations, "the run iterated differently")
+                expect(run.labels == len(crowd.task), f"the run read {run.labels} labels")
+                expect(run.iterations == result.iterations, "the run iterated differently")
                 stored = dict(session.execute(text(
                     "SELECT task_id, label FROM task_consensus WHERE run_id = :id"),
                     {"id": run.id}).all())
-                _expect(len(stored) == run.tasks == result.n_tasks,
-                        f"{len(stored)} task rows stored")
-                _expect(stored == result.labels.to_dict(),
-                        "the stored labels differ from the aggregation's")
+                expect(len(stored) == run.tasks == result.n_tasks,
+                       f"{len(stored)} task rows stored")
+                expect(stored == result.labels.to_dict(),
+                       "the stored labels differ from the aggregation's")
                 version = session.scalar(text("SHOW server_version"))
                 measurement = Measurement(
                     aggregate=best["aggregate"], run=best["run"], read=best["read"],
                     reused=best["reused"], labels=run.labels, tasks=run.tasks,
                     workers=run.workers, iterations=run.iterations,
                     gold_accuracy=run.gold_accuracy)
-        finally:
-            db.database(app).engine.dispose()
     return measurement, version
-
-
-def _expect(condition: bool, message: str) -> None:
-    if not condition:
-        raise RuntimeError(message)
 
 
 # --- the report ------------------------------------------------------------------------------
@@ -401,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     measurement, version = measure(args.labels, args.repeat)
     summary = print_report(measurement, args.repeat, version)
-    print(json.dumps(summary), flush=True)
+    print_summary(summary)
     return 0
 
 

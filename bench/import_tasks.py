@@ -13,38 +13,41 @@ the same ``tasks`` table with ``executemany`` in batches, in one transaction.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
-import logging
-import os
 import random
 import statistics
 import sys
-import tempfile
-import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import psycopg
-from flask import Flask
 from psycopg.types.json import Jsonb
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-from werkzeug.serving import BaseWSGIServer, make_server
 
-from coordinator import create_app, db, schema
-from coordinator.accounts import services as accounts
-from coordinator.audit.services import Actor
 from coordinator.projects.imports import content_hash
 
+if str(Path(__file__).resolve().parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common  # noqa: E402
+from common import (  # noqa: E402
+    Timings,
+    bench_app,
+    expect,
+    libpq_url,
+    make_timings,
+    manager_token,
+    print_summary,
+    print_timings,
+    scratch_database,
+    server_version,
+    serving,
+    timed,
+)
+
 BENCH = "import_tasks"
-ADMIN_ENV = "COORDINATOR_BENCH_DATABASE_URL"
-DEFAULT_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 TARGET_RATIO = 0.3
 BASELINE_BATCH = 1000
 #: Bytes per write on the client socket, so the body is streamed, not sent in one piece.
@@ -97,20 +100,6 @@ class Task:
     gold: str | None
 
 
-@dataclass
-class Timings:
-    """Seconds per repetition of one measurement."""
-
-    name: str
-    seconds: list[float] = field(default_factory=list)
-
-    def best(self) -> float:
-        return min(self.seconds)
-
-    def median(self) -> float:
-        return statistics.median(self.seconds)
-
-
 # --- the data --------------------------------------------------------------------------------
 
 
@@ -158,121 +147,34 @@ def payload_sizes(tasks: list[Task]) -> tuple[int, int, float]:
 # --- the scratch database --------------------------------------------------------------------
 
 
-def admin_url() -> str:
-    """Return the SQLAlchemy URL the benchmark may create databases through."""
-    url = os.environ.get(ADMIN_ENV, "").strip() or DEFAULT_ADMIN_URL
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
-    return url
-
-
-def _admin_execute(statement: str) -> None:
-    engine = create_engine(admin_url(), isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as connection:
-            connection.execute(text(statement))
-    finally:
-        engine.dispose()
-
-
-@contextmanager
-def scratch_database() -> Iterator[str]:
-    """Create and migrate a uniquely named database; drop it afterwards."""
-    name = f"bench_import_{uuid.uuid4().hex[:12]}"
-    _admin_execute(f'CREATE DATABASE "{name}"')
-    url = make_url(admin_url()).set(database=name).render_as_string(hide_password=False)
-    try:
-        schema.upgrade(url)
-        yield url
-    finally:
-        _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def libpq_url(url: str) -> str:
-    """Return a SQLAlchemy PostgreSQL URL as a conninfo string psycopg accepts."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 def empty_tasks(conninfo: str) -> None:
     """Remove every task, so each measurement inserts into an empty table."""
     with psycopg.connect(conninfo, autocommit=True) as connection:
-        connection.execute("TRUNCATE tasks RESTART IDENTITY")
+        connection.execute("TRUNCATE tasks RESTART IDENTITY CASCADE")  # assignments refer to tasks
         connection.execute("VACUUM ANALYZE tasks")
 
 
 # --- the server and the client ---------------------------------------------------------------
 
 
-def manager_token(app: Flask) -> str:
-    """Create a manager account and return its API token secret."""
-    with app.app_context():
-        session = db.session()
-        actor = Actor.system()
-        account = accounts.create_account(session, actor, name="bench-manager", role="manager")
-        secret = accounts.issue_token(session, actor, account.id, name="bench").secret
-        session.commit()
-    return secret
-
-
-@contextmanager
-def serving(app: Flask) -> Iterator[BaseWSGIServer]:
-    """Serve ``app`` on a free local port from a background thread."""
-    server = make_server("127.0.0.1", 0, app, threaded=False)
-    thread = threading.Thread(target=server.serve_forever, name="bench-server", daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
-
-
-def _slices(body: bytes) -> Iterator[memoryview]:
-    view = memoryview(body)
-    for start in range(0, len(view), SEND_CHUNK):
-        yield view[start:start + SEND_CHUNK]
-
-
-class Client:
-    """Calls the API over a real socket with http.client, as the manager."""
-
-    def __init__(self, port: int, token: str) -> None:
-        self.port = port
-        self.token = token
-
-    def request(self, method: str, path: str, body: bytes, content_type: str) -> tuple[int, Any]:
-        """Send one request with a streamed body and return the status and decoded JSON."""
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=900)
-        try:
-            connection.request(method, path, body=_slices(body), headers={
-                "Authorization": f"Bearer {self.token}", "Content-Type": content_type,
-                "Content-Length": str(len(body)), "Accept-Language": "en",
-            })
-            response = connection.getresponse()
-            return response.status, json.loads(response.read() or b"null")
-        finally:
-            connection.close()
+class Client(common.Client):
+    """Calls the API over a real socket as the manager, streaming each body."""
 
     def create_project(self, name: str) -> int:
         """Create a project and return its id."""
         body = json.dumps({"name": name, "label_classes": LABELS, "source_locale": "en",
                            "redundancy": 3, "residency_region": "global"}).encode()
-        status, document = self.request("POST", "/api/v1/projects", body, "application/json")
-        _expect(status == 201, f"creating a project answered {status}: {document}")
+        status, document, _ = self.request("POST", "/api/v1/projects", body, chunk=SEND_CHUNK)
+        expect(status == 201, f"creating a project answered {status}: {document}")
         return document["id"]
 
     def import_tasks(self, project_id: int, body: bytes) -> dict[str, Any]:
         """Import a JSON-lines body and return the result document."""
-        status, document = self.request(
-            "POST", f"/api/v1/projects/{project_id}/tasks/import", body, "application/x-ndjson")
-        _expect(status == 200, f"the import answered {status}: {str(document)[:500]}")
+        status, document, _ = self.request(
+            "POST", f"/api/v1/projects/{project_id}/tasks/import", body,
+            content_type="application/x-ndjson", chunk=SEND_CHUNK)
+        expect(status == 200, f"the import answered {status}: {str(document)[:500]}")
         return document
-
-
-def _expect(condition: bool, message: str) -> None:
-    if not condition:
-        raise RuntimeError(message)
 
 
 # --- the measurements ------------------------------------------------------------------------
@@ -301,13 +203,6 @@ def insert_baseline(conninfo: str, rows: list[tuple[Any, ...]]) -> float:
         return time.perf_counter() - started
 
 
-def timed(call: Callable[[], Any]) -> tuple[float, Any]:
-    """Return the seconds ``call`` took and what it returned."""
-    started = time.perf_counter()
-    value = call()
-    return time.perf_counter() - started, value
-
-
 def count_tasks(conninfo: str, project_id: int) -> int:
     """Return how many tasks the project holds."""
     with psycopg.connect(conninfo) as connection:
@@ -322,52 +217,37 @@ def run_repetition(number: int, tasks: list[Task], body: bytes, client: Client, 
     empty_tasks(conninfo)
     project_id = client.create_project(f"bench baseline {number}")
     timings["baseline"].seconds.append(insert_baseline(conninfo, baseline_rows(tasks, project_id)))
-    _expect(count_tasks(conninfo, project_id) == count, "the baseline lost rows")
+    expect(count_tasks(conninfo, project_id) == count, "the baseline lost rows")
 
     empty_tasks(conninfo)
     project_id = client.create_project(f"bench import {number}")
     seconds, result = timed(lambda: client.import_tasks(project_id, body))
-    _expect(result["created"] == count, f"the import created {result['created']} of {count}")
-    _expect(count_tasks(conninfo, project_id) == count, "the import lost rows")
+    expect(result["created"] == count, f"the import created {result['created']} of {count}")
+    expect(count_tasks(conninfo, project_id) == count, "the import lost rows")
     timings["ours"].seconds.append(seconds)
 
     seconds, retry = timed(lambda: client.import_tasks(project_id, body))
-    _expect(retry["created"] == 0 and retry["unchanged"] == count,
-            f"the retry was not idempotent: {retry['created']} created")
-    _expect(retry["duplicates"] == result["duplicates"], "the retry reported other duplicates")
+    expect(retry["created"] == 0 and retry["unchanged"] == count,
+           f"the retry was not idempotent: {retry['created']} created")
+    expect(retry["duplicates"] == result["duplicates"], "the retry reported other duplicates")
     timings["retry"].seconds.append(seconds)
 
 
 def measure(tasks: list[Task], repeat: int) -> tuple[dict[str, Timings], str]:
     """Run every repetition against a fresh server and database; return timings and version."""
     body = jsonl_body(tasks)
-    timings = {key: Timings(name) for key, name in (
-        ("baseline", "psycopg executemany (baseline)"),
-        ("ours", "HTTP bulk import (ours)"),
-        ("retry", "HTTP retry, all unchanged"),
-    )}
-    with scratch_database() as url, tempfile.TemporaryDirectory() as instance:
+    timings = make_timings(("baseline", "psycopg executemany (baseline)"),
+                           ("ours", "HTTP bulk import (ours)"),
+                           ("retry", "HTTP retry, all unchanged"))
+    with scratch_database("bench_import") as url, bench_app(url) as app:
         conninfo = libpq_url(url)
-        app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "INSTANCE_PATH": instance,
-                          "LOG_LEVEL": "warning"})
-        # werkzeug sets its own logger to INFO; its access lines would interleave the table.
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        try:
-            client_token = manager_token(app)
-            with serving(app) as server:
-                client = Client(server.server_port, client_token)
-                for number in range(1, repeat + 1):
-                    run_repetition(number, tasks, body, client, conninfo, timings)
-            version = server_version(conninfo)
-        finally:
-            db.database(app).engine.dispose()
+        client_token = manager_token(app)
+        with serving(app) as server:
+            client = Client(server.server_port, client_token)
+            for number in range(1, repeat + 1):
+                run_repetition(number, tasks, body, client, conninfo, timings)
+        version = server_version(conninfo)
     return timings, version
-
-
-def server_version(conninfo: str) -> str:
-    """Return PostgreSQL's version number."""
-    with psycopg.connect(conninfo) as connection:
-        return connection.execute("SHOW server_version").fetchone()[0]
 
 
 # --- the report ------------------------------------------------------------------------------
@@ -381,10 +261,7 @@ def print_report(tasks: list[Task], body: bytes, repeat: int, timings: dict[str,
     print(f"{BENCH}: {count:,} tasks ({len(body) / 2**20:.1f} MiB JSON lines; payloads "
           f"{low}-{high} bytes, mean {mean:.0f}; {len(SENTENCES)} locales), "
           f"PostgreSQL {version}, best of {repeat}")
-    print(f"{'measurement':<34}{'best s':>9}{'median s':>10}{'tasks/s (best)':>16}")
-    for item in timings.values():
-        print(f"{item.name:<34}{item.best():>9.3f}{item.median():>10.3f}"
-              f"{count / item.best():>16,.0f}")
+    print_timings(timings, count, "tasks/s (best)")
     ours = count / timings["ours"].best()
     baseline = count / timings["baseline"].best()
     ratio = ours / baseline
@@ -413,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     tasks = make_tasks(args.tasks)
     timings, version = measure(tasks, args.repeat)
     summary = print_report(tasks, jsonl_body(tasks), args.repeat, timings, version)
-    print(json.dumps(summary), flush=True)
+    print_summary(summary)
     return 0
 
 

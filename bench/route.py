@@ -19,36 +19,36 @@ transaction.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
-import logging
-import os
 import random
-import statistics
 import sys
-import tempfile
-import threading
 import time
-import uuid
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import psycopg
-from flask import Flask
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-from werkzeug.serving import BaseWSGIServer, make_server
 
-from coordinator import create_app, db, schema
-from coordinator.accounts import services as accounts
-from coordinator.audit.services import Actor
+if str(Path(__file__).resolve().parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import (  # noqa: E402
+    Client,
+    Timings,
+    bench_app,
+    expect,
+    libpq_url,
+    make_timings,
+    manager_token,
+    print_summary,
+    print_timings,
+    scratch_database,
+    server_version,
+    serving,
+)
 
 BENCH = "route"
-ADMIN_ENV = "COORDINATOR_BENCH_DATABASE_URL"
-DEFAULT_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 REDUNDANCY = 3
 BASELINE_BATCH = 5000
 GUIDE = "# Sentiment\n\nLabel each review by the feeling it expresses.\n"
@@ -73,121 +73,6 @@ LANGUAGES = {"en": 30, "de": 10, "fr": 8, "es": 10, "pt_BR": 7, "hi": 12, "ja": 
              "zh_Hans": 3, "ar": 4, "sw": 4, "tr": 1}
 TEXTS = ["The delivery arrived two days late.", "Customer support answered quickly.",
          "Great value for the price.", "I am not sure the update fixed it."]
-
-
-@dataclass
-class Timings:
-    """Seconds per repetition of one measurement."""
-
-    name: str
-    seconds: list[float] = field(default_factory=list)
-
-    def best(self) -> float:
-        return min(self.seconds)
-
-    def median(self) -> float:
-        return statistics.median(self.seconds)
-
-
-# --- the scratch database --------------------------------------------------------------------
-
-
-def admin_url() -> str:
-    """Return the SQLAlchemy URL the benchmark may create databases through."""
-    url = os.environ.get(ADMIN_ENV, "").strip() or DEFAULT_ADMIN_URL
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
-    return url
-
-
-def _admin_execute(statement: str) -> None:
-    engine = create_engine(admin_url(), isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as connection:
-            connection.execute(text(statement))
-    finally:
-        engine.dispose()
-
-
-@contextmanager
-def scratch_database() -> Iterator[str]:
-    """Create and migrate a uniquely named database; drop it afterwards."""
-    name = f"bench_route_{uuid.uuid4().hex[:12]}"
-    _admin_execute(f'CREATE DATABASE "{name}"')
-    url = make_url(admin_url()).set(database=name).render_as_string(hide_password=False)
-    try:
-        schema.upgrade(url)
-        yield url
-    finally:
-        _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def libpq_url(url: str) -> str:
-    """Return a SQLAlchemy PostgreSQL URL as a conninfo string psycopg accepts."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-def server_version(conninfo: str) -> str:
-    """Return PostgreSQL's version number."""
-    with psycopg.connect(conninfo) as connection:
-        return connection.execute("SHOW server_version").fetchone()[0]
-
-
-# --- the server and the client ---------------------------------------------------------------
-
-
-@contextmanager
-def serving(app: Flask) -> Iterator[BaseWSGIServer]:
-    """Serve ``app`` on a free local port from a background thread."""
-    server = make_server("127.0.0.1", 0, app, threaded=False)
-    thread = threading.Thread(target=server.serve_forever, name="bench-server", daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
-
-
-class Client:
-    """Calls the API over a real socket with http.client, as the manager."""
-
-    def __init__(self, port: int, token: str) -> None:
-        self.port = port
-        self.token = token
-
-    def call(self, method: str, path: str, body: Any = None, *, expected: int = 200,
-             content_type: str = "application/json") -> Any:
-        """Send one request, check its status and return the decoded JSON."""
-        data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=900)
-        try:
-            connection.request(method, path, body=data, headers={
-                "Authorization": f"Bearer {self.token}", "Content-Type": content_type,
-                "Accept-Language": "en"})
-            response = connection.getresponse()
-            status, document = response.status, json.loads(response.read() or b"null")
-        finally:
-            connection.close()
-        _expect(status == expected, f"{method} {path} answered {status}: {str(document)[:500]}")
-        return document
-
-
-def _expect(condition: bool, message: str) -> None:
-    if not condition:
-        raise RuntimeError(message)
-
-
-def manager_token(app: Flask) -> str:
-    """Create a manager account and return its API token secret."""
-    with app.app_context():
-        session = db.session()
-        actor = Actor.system()
-        account = accounts.create_account(session, actor, name="bench-manager", role="manager")
-        secret = accounts.issue_token(session, actor, account.id, name="bench").secret
-        session.commit()
-    return secret
 
 
 # --- setup -----------------------------------------------------------------------------------
@@ -223,7 +108,7 @@ def prepare(client: Client, tasks: list[dict[str, Any]]) -> str:
     client.call("POST", f"{base}/guidelines/1/publish")
     body = ("\n".join(json.dumps(t, ensure_ascii=False) for t in tasks) + "\n").encode()
     imported = client.call("POST", f"{base}/tasks/import", body, content_type="application/x-ndjson")
-    _expect(imported["created"] == len(tasks), f"the import created {imported['created']}")
+    expect(imported["created"] == len(tasks), f"the import created {imported['created']}")
     return base
 
 
@@ -279,40 +164,32 @@ class Outcome:
 
 def measure(tasks: list[dict[str, Any]], repeat: int) -> tuple[dict[str, Timings], Outcome, str]:
     """Set up once, then run every repetition: dispatch, then the baseline of its rows."""
-    timings = {key: Timings(name) for key, name in (
-        ("baseline", "psycopg executemany (baseline)"),
-        ("ours", "HTTP dispatch (ours)"),
-    )}
+    timings = make_timings(("baseline", "psycopg executemany (baseline)"),
+                           ("ours", "HTTP dispatch (ours)"))
     outcome = Outcome()
-    with scratch_database() as url, tempfile.TemporaryDirectory() as instance:
+    with scratch_database("bench_route") as url, bench_app(url) as app:
         conninfo = libpq_url(url)
-        app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "INSTANCE_PATH": instance,
-                          "LOG_LEVEL": "warning"})
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        try:
-            token = manager_token(app)
-            with serving(app) as server:
-                client = Client(server.server_port, token)
-                base = prepare(client, tasks)
-                outcome.names = {str(w["id"]): w["name"] for w in
-                                 client.call("GET", "/api/v1/workforces?page_size=100")}
-                for _ in range(repeat):
-                    empty(conninfo, runs=True)
-                    started = time.perf_counter()
-                    result = client.call("POST", f"{base}/dispatch", {})
-                    timings["ours"].seconds.append(time.perf_counter() - started)
-                    created = result["assignments_created"]
-                    _expect(count_assignments(conninfo) == created, "dispatch lost assignments")
-                    _expect(result["tasks_considered"] == len(tasks), "dispatch skipped tasks")
-                    outcome.created, outcome.unroutable = created, result["unroutable"]
-                    outcome.by_workforce = result["by_workforce"]
-                    rows = created_rows(conninfo)
-                    empty(conninfo, runs=False)
-                    timings["baseline"].seconds.append(insert_baseline(conninfo, rows))
-                    _expect(count_assignments(conninfo) == created, "the baseline lost rows")
-            version = server_version(conninfo)
-        finally:
-            db.database(app).engine.dispose()
+        token = manager_token(app)
+        with serving(app) as server:
+            client = Client(server.server_port, token)
+            base = prepare(client, tasks)
+            outcome.names = {str(w["id"]): w["name"] for w in
+                             client.call("GET", "/api/v1/workforces?page_size=100")}
+            for _ in range(repeat):
+                empty(conninfo, runs=True)
+                started = time.perf_counter()
+                result = client.call("POST", f"{base}/dispatch", {})
+                timings["ours"].seconds.append(time.perf_counter() - started)
+                created = result["assignments_created"]
+                expect(count_assignments(conninfo) == created, "dispatch lost assignments")
+                expect(result["tasks_considered"] == len(tasks), "dispatch skipped tasks")
+                outcome.created, outcome.unroutable = created, result["unroutable"]
+                outcome.by_workforce = result["by_workforce"]
+                rows = created_rows(conninfo)
+                empty(conninfo, runs=False)
+                timings["baseline"].seconds.append(insert_baseline(conninfo, rows))
+                expect(count_assignments(conninfo) == created, "the baseline lost rows")
+        version = server_version(conninfo)
     return timings, outcome, version
 
 
@@ -333,9 +210,7 @@ def print_report(tasks: list[dict[str, Any]], repeat: int, timings: dict[str, Ti
         wid = next((k for k, v in outcome.names.items() if v == name), "")
         print(f"{name:<24}{region:>8}{price + ' ' + currency:>14}"
               f"{outcome.by_workforce.get(wid, 0):>13,}")
-    print(f"{'measurement':<34}{'best s':>9}{'median s':>10}{'rows/s (best)':>15}")
-    for item in timings.values():
-        print(f"{item.name:<34}{item.best():>9.3f}{item.median():>10.3f}{rows / item.best():>15,.0f}")
+    print_timings(timings, rows, "rows/s (best)")
     ratio = timings["baseline"].best() / timings["ours"].best()
     print(f"ratio ours/baseline: {ratio:.3f} (routing and storing decisions, against "
           f"inserting the same assignment rows)")
@@ -365,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     tasks = make_tasks(args.tasks)
     timings, outcome, version = measure(tasks, args.repeat)
     summary = print_report(tasks, args.repeat, timings, outcome, version)
-    print(json.dumps(summary, ensure_ascii=False), flush=True)
+    print_summary(summary, ensure_ascii=False)
     return 0
 
 

@@ -20,38 +20,42 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import http.client
 import json
-import logging
-import os
 import random
-import statistics
 import sys
-import tempfile
-import threading
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import psycopg
 from flask import Flask
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-from werkzeug.serving import BaseWSGIServer, make_server
 
-from coordinator import create_app, db, schema
+from coordinator import db
 from coordinator.accounts import services as accounts
 from coordinator.audit.services import Actor
 from coordinator.workforces import services as workforces
 
+if str(Path(__file__).resolve().parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import (  # noqa: E402
+    Client,
+    Timings,
+    bench_app,
+    expect,
+    libpq_url,
+    make_timings,
+    print_summary,
+    print_timings,
+    scratch_database,
+    server_version,
+    serving,
+)
+
 BENCH = "submit_labels"
-ADMIN_ENV = "COORDINATOR_BENCH_DATABASE_URL"
-DEFAULT_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 TARGET_RATIO = 0.3
 REDUNDANCY = 3
 WORKERS = 600
@@ -65,20 +69,6 @@ TEXTS = ["The delivery arrived two days late.", "Der Kundendienst war schnell.",
          "El pedido llegó tarde.", "Ótimo custo-benefício."]
 
 
-@dataclass
-class Timings:
-    """Seconds per repetition of one measurement."""
-
-    name: str
-    seconds: list[float] = field(default_factory=list)
-
-    def best(self) -> float:
-        return min(self.seconds)
-
-    def median(self) -> float:
-        return statistics.median(self.seconds)
-
-
 @dataclass(frozen=True)
 class Leased:
     """One leased assignment, with what a label for it needs."""
@@ -89,101 +79,6 @@ class Leased:
     workforce_id: int
     guideline_version_id: int
     guideline_locale: str
-
-
-# --- the scratch database --------------------------------------------------------------------
-
-
-def admin_url() -> str:
-    """Return the SQLAlchemy URL the benchmark may create databases through."""
-    url = os.environ.get(ADMIN_ENV, "").strip() or DEFAULT_ADMIN_URL
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
-    return url
-
-
-def _admin_execute(statement: str) -> None:
-    engine = create_engine(admin_url(), isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as connection:
-            connection.execute(text(statement))
-    finally:
-        engine.dispose()
-
-
-@contextmanager
-def scratch_database() -> Iterator[str]:
-    """Create and migrate a uniquely named database; drop it afterwards."""
-    name = f"bench_labels_{uuid.uuid4().hex[:12]}"
-    _admin_execute(f'CREATE DATABASE "{name}"')
-    url = make_url(admin_url()).set(database=name).render_as_string(hide_password=False)
-    try:
-        schema.upgrade(url)
-        yield url
-    finally:
-        _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def libpq_url(url: str) -> str:
-    """Return a SQLAlchemy PostgreSQL URL as a conninfo string psycopg accepts."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-def server_version(conninfo: str) -> str:
-    """Return PostgreSQL's version number."""
-    with psycopg.connect(conninfo) as connection:
-        return connection.execute("SHOW server_version").fetchone()[0]
-
-
-# --- the server and the client ---------------------------------------------------------------
-
-
-@contextmanager
-def serving(app: Flask) -> Iterator[BaseWSGIServer]:
-    """Serve ``app`` on a free local port from a background thread."""
-    server = make_server("127.0.0.1", 0, app, threaded=False)
-    thread = threading.Thread(target=server.serve_forever, name="bench-server", daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
-
-
-class Client:
-    """Calls the API over a real socket with http.client."""
-
-    def __init__(self, port: int, token: str) -> None:
-        self.port = port
-        self.token = token
-
-    def request(self, method: str, path: str, body: Any = None, *, content_type: str =
-                "application/json", headers: dict[str, str] | None = None
-                ) -> tuple[int, Any, dict[str, str]]:
-        """Send one request and return the status, the decoded JSON and the headers."""
-        data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=900)
-        try:
-            connection.request(method, path, body=data, headers={
-                "Authorization": f"Bearer {self.token}", "Content-Type": content_type,
-                "Accept-Language": "en", **(headers or {})})
-            response = connection.getresponse()
-            return (response.status, json.loads(response.read() or b"null"),
-                    dict(response.getheaders()))
-        finally:
-            connection.close()
-
-    def call(self, method: str, path: str, body: Any = None, expected: int = 200, **kwargs: Any) -> Any:
-        status, document, _ = self.request(method, path, body, **kwargs)
-        _expect(status == expected, f"{method} {path} answered {status}: {str(document)[:500]}")
-        return document
-
-
-def _expect(condition: bool, message: str) -> None:
-    if not condition:
-        raise RuntimeError(message)
 
 
 # --- setup -----------------------------------------------------------------------------------
@@ -222,11 +117,11 @@ def prepare(manager: Client, vendor: Client, labels: int) -> list[Leased]:
             + "\n").encode()
     manager.call("POST", f"{base}/tasks/import", body, content_type="application/x-ndjson")
     run = manager.call("POST", f"{base}/dispatch", {})
-    _expect(run["assignments_created"] == tasks * REDUNDANCY, f"dispatch created {run}")
+    expect(run["assignments_created"] == tasks * REDUNDANCY, f"dispatch created {run}")
     leased: list[Leased] = []
     while len(leased) < labels:
         page = vendor.call("POST", "/api/v1/vendor/leases", {"limit": LEASE_PAGE})
-        _expect(bool(page["leases"]), "ran out of work to lease")
+        expect(bool(page["leases"]), "ran out of work to lease")
         for item in page["leases"]:
             guideline = page["guidelines"][item["guideline"]]
             leased.append(Leased(item["assignment_id"], 0, item["project_id"], 0, 0,
@@ -346,10 +241,10 @@ def submit_all(vendor: Client, bodies: list[bytes], keys: list[str], *, replay: 
     for body, key in zip(bodies, keys, strict=True):
         status, document, headers = vendor.request(
             "POST", "/api/v1/vendor/labels", body, headers={"Idempotency-Key": key})
-        _expect(status == 200, f"submitting answered {status}: {str(document)[:500]}")
-        _expect(document["errors"] == 0, f"items were refused: {str(document['results'][:3])[:500]}")
-        _expect(headers.get("Idempotent-Replayed") == ("true" if replay else "false"),
-                "the replay header is wrong")
+        expect(status == 200, f"submitting answered {status}: {str(document)[:500]}")
+        expect(document["errors"] == 0, f"items were refused: {str(document['results'][:3])[:500]}")
+        expect(headers.get("Idempotent-Replayed") == ("true" if replay else "false"),
+               "the replay header is wrong")
     return time.perf_counter() - started
 
 
@@ -360,41 +255,33 @@ def count_labels(conninfo: str) -> int:
 
 def measure(labels: int, batch: int, repeat: int) -> tuple[dict[str, Timings], str]:
     """Set up once, then run every repetition: the baseline, ours and the retry."""
-    timings = {key: Timings(name) for key, name in (
-        ("baseline", "psycopg executemany (baseline)"),
-        ("ours", "HTTP bulk submit (ours)"),
-        ("retry", "HTTP retry, all replayed"),
-    )}
-    with scratch_database() as url, tempfile.TemporaryDirectory() as instance:
+    timings = make_timings(("baseline", "psycopg executemany (baseline)"),
+                           ("ours", "HTTP bulk submit (ours)"),
+                           ("retry", "HTTP retry, all replayed"))
+    with scratch_database("bench_labels") as url, bench_app(url) as app:
         conninfo = libpq_url(url)
-        app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "INSTANCE_PATH": instance,
-                          "LOG_LEVEL": "warning"})
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        try:
-            manager_secret, vendor_secret, workforce_id = tokens(app)
-            with serving(app) as server:
-                manager = Client(server.server_port, manager_secret)
-                vendor = Client(server.server_port, vendor_secret)
-                leased = complete(conninfo, prepare(manager, vendor, labels))
-                names = worker_names()
-                worker_ids = register_workers(conninfo, workforce_id, names)
-                chunks = batches(make_items(leased, names), batch)
-                bodies = [json.dumps({"labels": [i.as_json() for i in chunk]}).encode()
-                          for chunk in chunks]
-                rows = baseline_rows(chunks, worker_ids)
-                for number in range(1, repeat + 1):
-                    reset(conninfo)
-                    timings["baseline"].seconds.append(insert_baseline(conninfo, rows))
-                    _expect(count_labels(conninfo) == labels, "the baseline lost rows")
-                    reset(conninfo)
-                    keys = [f"run-{number}-batch-{n}" for n in range(len(bodies))]
-                    timings["ours"].seconds.append(submit_all(vendor, bodies, keys, replay=False))
-                    _expect(count_labels(conninfo) == labels, "the submission lost labels")
-                    timings["retry"].seconds.append(submit_all(vendor, bodies, keys, replay=True))
-                    _expect(count_labels(conninfo) == labels, "the retry added labels")
-            version = server_version(conninfo)
-        finally:
-            db.database(app).engine.dispose()
+        manager_secret, vendor_secret, workforce_id = tokens(app)
+        with serving(app) as server:
+            manager = Client(server.server_port, manager_secret)
+            vendor = Client(server.server_port, vendor_secret)
+            leased = complete(conninfo, prepare(manager, vendor, labels))
+            names = worker_names()
+            worker_ids = register_workers(conninfo, workforce_id, names)
+            chunks = batches(make_items(leased, names), batch)
+            bodies = [json.dumps({"labels": [i.as_json() for i in chunk]}).encode()
+                      for chunk in chunks]
+            rows = baseline_rows(chunks, worker_ids)
+            for number in range(1, repeat + 1):
+                reset(conninfo)
+                timings["baseline"].seconds.append(insert_baseline(conninfo, rows))
+                expect(count_labels(conninfo) == labels, "the baseline lost rows")
+                reset(conninfo)
+                keys = [f"run-{number}-batch-{n}" for n in range(len(bodies))]
+                timings["ours"].seconds.append(submit_all(vendor, bodies, keys, replay=False))
+                expect(count_labels(conninfo) == labels, "the submission lost labels")
+                timings["retry"].seconds.append(submit_all(vendor, bodies, keys, replay=True))
+                expect(count_labels(conninfo) == labels, "the retry added labels")
+        version = server_version(conninfo)
     return timings, version
 
 
@@ -407,10 +294,7 @@ def print_report(labels: int, batch: int, repeat: int, timings: dict[str, Timing
     print(f"{BENCH}: {labels:,} labels in batches of {batch:,} (redundancy {REDUNDANCY}, "
           f"{WORKERS} workers, {IDENTITY_SHARE:.0%} with an identity hash), "
           f"PostgreSQL {version}, best of {repeat}")
-    print(f"{'measurement':<34}{'best s':>9}{'median s':>10}{'labels/s (best)':>17}")
-    for item in timings.values():
-        print(f"{item.name:<34}{item.best():>9.3f}{item.median():>10.3f}"
-              f"{labels / item.best():>17,.0f}")
+    print_timings(timings, labels, "labels/s (best)")
     ours = labels / timings["ours"].best()
     baseline = labels / timings["baseline"].best()
     ratio = ours / baseline
@@ -443,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     timings, version = measure(args.labels, args.batch, args.repeat)
     summary = print_report(args.labels, args.batch, args.repeat, timings, version)
-    print(json.dumps(summary), flush=True)
+    print_summary(summary)
     return 0
 
 
