@@ -314,3 +314,13 @@ def test_the_error_count_uses_the_languages_plural_forms(world, project_id):
     two = one + b'{"external_id": "b"}\n'
     assert post_import(world, project_id, one).get_json()["detail"].startswith("1 line is invalid")
     assert post_import(world, project_id, two).get_json()["detail"].startswith("2 lines are invalid")
+
+
+def test_arabic_gets_its_plural_form_for_a_few_lines(world, project_id):
+    three = b'{"external_id": "a"}\n{"external_id": "b"}\n{"external_id": "c"}\n'
+    response = world.client.post(
+        f"/api/v1/projects/{project_id}/tasks/import", data=three,
+        headers={**world.headers("manager"), "Content-Type": JSONL, "Accept-Language": "ar"})
+    detail = response.get_json()["detail"]
+    assert detail.startswith("3 ") and "line" not in detail
+    assert response.headers["Content-Language"] == "ar"
