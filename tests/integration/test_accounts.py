@@ -6,37 +6,15 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
-
-from coordinator import db
 from coordinator.accounts.models import Account, ApiToken
 from coordinator.audit.models import AuditEvent
 from coordinator.auth import hash_token
 from coordinator.errors import PROBLEM_JSON
+from tests.helpers import assert_invalid as _assert_invalid
+from tests.helpers import audit_events as _audit_events
+from tests.helpers import count_rows as _count
 
 URL = "/api/v1/accounts"
-
-
-def _count(app: Any, model: Any) -> int:
-    """Return how many rows the table of ``model`` holds."""
-    with db.database(app).engine.connect() as connection:
-        return connection.scalar(select(func.count()).select_from(model))
-
-
-def _audit_events(app: Any, action: str) -> list[AuditEvent]:
-    """Return the audit events with ``action``, oldest first."""
-    with app.app_context():
-        return list(db.session().scalars(
-            select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)))
-
-
-def _assert_invalid(response: Any, field: str, status: int = 422, context: Any = None) -> Any:
-    """Check a problem response whose ``errors`` names ``field``; return its messages."""
-    assert response.status_code == status, (context, response.get_data(as_text=True))
-    assert response.mimetype == PROBLEM_JSON
-    errors = response.get_json()["errors"]
-    assert field in errors, (context, errors)
-    return errors[field]
 
 
 def _create(world: Any, **body: Any) -> dict[str, Any]:

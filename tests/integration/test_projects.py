@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import func, select
-
-from coordinator import db
 from coordinator.audit.models import AuditEvent
 from coordinator.errors import PROBLEM_JSON
 from coordinator.projects.models import Project, Task
 from tests.conftest import PROJECT
+from tests.helpers import assert_invalid as _assert_invalid
+from tests.helpers import audit_events as _audit_events
+from tests.helpers import count_rows as _count
 
 URL = "/api/v1/projects"
 NDJSON = {"Content-Type": "application/x-ndjson"}
@@ -21,29 +21,6 @@ def _project(**changes: Any) -> dict[str, Any]:
     """Return a valid project body with ``changes`` applied (None removes a key)."""
     body = {**PROJECT, **changes}
     return {key: value for key, value in body.items() if value is not None}
-
-
-def _count(app: Any, model: Any) -> int:
-    """Return how many rows the table of ``model`` holds."""
-    with db.database(app).engine.connect() as connection:
-        return connection.scalar(select(func.count()).select_from(model))
-
-
-def _audit_events(app: Any, action: str) -> list[AuditEvent]:
-    """Return the audit events with ``action``, oldest first."""
-    with app.app_context():
-        return list(db.session().scalars(
-            select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)))
-
-
-def _assert_invalid(response: Any, field: str, status: int = 422, context: Any = None) -> list[str]:
-    """Check a problem response whose ``errors`` names ``field``; return its messages."""
-    assert response.status_code == status, (context, response.get_data(as_text=True))
-    assert response.mimetype == PROBLEM_JSON
-    body = response.get_json()
-    assert body["status"] == status
-    assert field in body["errors"], (context, body)
-    return body["errors"][field]
 
 
 def _import(world: Any, project_id: int, *tasks: dict[str, Any]) -> Any:
