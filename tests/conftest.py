@@ -195,3 +195,43 @@ def project_id(world: World) -> int:
     response = world.post("manager", "/api/v1/projects", json=PROJECT)
     assert response.status_code == 201, response.get_json()
     return response.get_json()["id"]
+
+
+@pytest.fixture
+def live_server(app: Flask) -> Iterator[str]:
+    """Serve the app over a real socket on loopback; yield its base URL."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=5)
+
+
+CHROMIUM_ENV = "COORDINATOR_TEST_CHROMIUM"
+#: Flags that keep Chromium off the network it would otherwise call home on.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    """A headless system Chromium driven by Playwright (no browser download)."""
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+
+    executable = os.environ.get(CHROMIUM_ENV) or shutil.which("chromium") or shutil.which(
+        "chromium-browser")
+    if not executable:
+        pytest.fail("browser tests need Chromium: install Debian's `chromium` package or set "
+                    f"{CHROMIUM_ENV} to a Chromium executable")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
