@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Numeric, String, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Numeric, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from coordinator.db import Base, BigId, JsonDocument, UTCDateTime, utcnow
@@ -76,8 +76,12 @@ class Assignment(Base):
         CheckConstraint(
             "status IN ('offered', 'leased', 'submitted', 'accepted', 'rejected', 'expired', "
             "'cancelled')", name="status_known"),
-        Index("ix_assignments_pull", "workforce_id", "status", "id"),
-        Index("ix_assignments_lease", "status", "lease_expires_at"),
+        # Partial, so that submitting a label (leased -> submitted) adds no entry to either:
+        # the submit path updates thousands of rows a request, none of them HOT.
+        Index("ix_assignments_offered", "workforce_id", "id",
+              postgresql_where=text("status = 'offered'"), sqlite_where=text("status = 'offered'")),
+        Index("ix_assignments_leased", "lease_expires_at",
+              postgresql_where=text("status = 'leased'"), sqlite_where=text("status = 'leased'")),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

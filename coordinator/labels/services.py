@@ -9,11 +9,21 @@ from datetime import datetime
 from typing import Any
 
 from flask_babel import gettext
-from sqlalchemy import ColumnElement, Row, bindparam, insert, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    bindparam,
+    false,
+    insert,
+    literal_column,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from coordinator.audit.services import Actor, record
-from coordinator.db import insert_rows, unnest, utcnow
+from coordinator.db import copy_rows, unnest, utcnow
 from coordinator.dispatch.models import Assignment, TaskWorker, Worker
 from coordinator.dispatch.services import expire_leases
 from coordinator.errors import Conflict, InvalidInput
@@ -72,6 +82,8 @@ class _Batch:
     #: each locale code met, normalised (None: not a locale); a batch repeats a few codes
     locales: dict[str, str | None] = field(default_factory=dict)
     accepted: list[_Accepted] = field(default_factory=list)
+    #: indexes of accepted items a concurrent request changed first; refused as conflicts
+    lost: set[int] = field(default_factory=set)
     results: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -79,13 +91,23 @@ def _among(column: Any, ids: Any) -> ColumnElement[bool]:
     """Return ``column IN (ids)`` with the integers written into the statement.
 
     A batch holds thousands of ids; as one bound parameter each they make a statement the
-    driver re-parses on every call. Integers cannot inject anything.
+    driver re-parses on every call, and SQLAlchemy's own literal rendering costs more than
+    the query. Integers cannot inject anything.
     """
-    return column.in_(bindparam(None, sorted(ids), expanding=True, literal_execute=True))
+    numbers = sorted({int(value) for value in ids})
+    if not numbers:
+        return false()
+    return column.op("IN")(literal_column("(" + ",".join(map(str, numbers)) + ")"))
+
+
+#: The fields of a Submission, in the order the request hash reads them.
+_HASHED = ("assignment_id", "worker_id", "label", "worker_identity", "locale", "supersedes")
 
 
 def _request_hash(items: list[Submission]) -> str:
-    body = json.dumps([vars(item) for item in items], sort_keys=True, separators=(",", ":"))
+    """Return the SHA-256 of the labels' content, whatever the JSON's spacing or key order."""
+    body = json.dumps([[getattr(item, name) for name in _HASHED] for item in items],
+                      ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(body.encode()).hexdigest()
 
 
@@ -113,14 +135,15 @@ def submit(session: Session, actor: Actor, workforce_id: int, idempotency_key: s
     replay = _replay(session, workforce_id, idempotency_key, digest)
     if replay is not None:
         return replay
-    now = now or utcnow()
-    expire_leases(session, now=now, workforce_id=workforce_id)
-    batch = _load(session, workforce_id, items)
-    # A concurrent retry with this key held the assignments' locks until it committed; its
-    # answer is stored now, so give that one back rather than fail on the key's uniqueness.
+    _serialise_key(session, workforce_id, idempotency_key)
+    # A concurrent request with this key held the lock until it committed; its answer is
+    # stored now, so give that one back rather than fail on the key's uniqueness.
     replay = _replay(session, workforce_id, idempotency_key, digest)
     if replay is not None:
         return replay
+    now = now or utcnow()
+    expire_leases(session, now=now, workforce_id=workforce_id)
+    batch = _load(session, workforce_id, items)
     for index, item in enumerate(items):
         error = _check(batch, workforce_id, index, item, now)
         batch.results.append(error or {"index": index, "status": "created"})
@@ -150,16 +173,24 @@ def _replay(session: Session, workforce_id: int, key: str, digest: str) -> Submi
     return SubmitOutcome(stored.response, replayed=True)
 
 
+def _serialise_key(session: Session, workforce_id: int, key: str) -> None:
+    """Make concurrent requests with one Idempotency-Key wait for each other (PostgreSQL)."""
+    # Requests with different keys need no lock: each write below is conditional on the
+    # state the checks saw, so the loser of a race learns it by item instead of blocking.
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+                        {"key": f"labels:{workforce_id}:{key}"})
+
+
 def _load(session: Session, workforce_id: int, items: list[Submission]) -> _Batch:
     ids = {item.assignment_id for item in items}
-    # Lock in id order so two submissions touching the same assignments cannot deadlock.
-    # Plain rows, not ORM objects: a batch reads thousands and changes them in one statement.
+    # Plain rows, not ORM objects, and no row locks: a batch reads thousands, and ``_write``
+    # changes them only where they still are as read here.
     assignments = {a.id: a for a in session.execute(
         select(Assignment.id, Assignment.project_id, Assignment.task_id, Assignment.status,
                Assignment.lease_expires_at, Assignment.guideline_version_id,
                Assignment.guideline_locale)
-        .where(_among(Assignment.id, ids), Assignment.workforce_id == workforce_id)
-        .order_by(Assignment.id).with_for_update())}
+        .where(_among(Assignment.id, ids), Assignment.workforce_id == workforce_id))}
     projects = {p.id: p for p in session.scalars(
         select(Project).where(Project.id.in_({a.project_id for a in assignments.values()})))}
     # Only corrections need the labels they supersede and who gave them; most batches hold none.
@@ -214,11 +245,13 @@ def _check(batch: _Batch, workforce_id: int, index: int, item: Submission,
             "Assignment %(id)s already has a label; send supersedes to correct it.",
             id=assignment.id))
     claims = [(assignment.task_id, key) for key in _person_keys(workforce_id, item)]
-    if any(batch.claims.get(claim, assignment.id) != assignment.id for claim in claims):
-        return _error(index, "duplicate_worker", gettext(
-            "Worker %(worker)s already labelled this task; each label must come from a "
-            "different person.", worker=item.worker_id))
-    batch.claims.update((claim, assignment.id) for claim in claims)
+    for claim in claims:
+        if batch.claims.get(claim, assignment.id) != assignment.id:
+            return _error(index, "duplicate_worker", gettext(
+                "Worker %(worker)s already labelled this task; each label must come from a "
+                "different person.", worker=item.worker_id))
+    for claim in claims:
+        batch.claims[claim] = assignment.id
     batch.taken.add(assignment.id)
     batch.accepted.append(_Accepted(index, item, assignment, locale))
     return None
@@ -267,59 +300,105 @@ def _write(session: Session, batch: _Batch, workforce_id: int, now: datetime) ->
     if not batch.accepted:
         return
     worker_ids = _workers(session, workforce_id, batch.accepted)
-    rows = [{
-        "project_id": e.assignment.project_id, "task_id": e.assignment.task_id,
-        "assignment_id": e.assignment.id, "workforce_id": workforce_id,
-        "worker_id": worker_ids[e.item.worker_id], "value": e.item.label,
-        "guideline_version_id": e.assignment.guideline_version_id, "guideline_locale": e.locale,
-        "counted": e.set_aside is None, "set_aside": e.set_aside,
-        "supersedes_id": e.supersedes.id if e.supersedes else None, "submitted_at": now,
-    } for e in batch.accepted]
+    # Claim first: assignments still leased and labels still current, as the checks saw them.
+    # Whatever a concurrent request took in the meantime drops out here, before any insert.
+    fresh = _claim_assignments(session, batch, worker_ids, now)
+    _claim_superseded(session, batch)
+    accepted = [e for e in batch.accepted if e.index not in batch.lost]
+    for entry in batch.accepted:
+        if entry.index in batch.lost:
+            batch.results[entry.index] = _error(entry.index, "conflict", gettext(
+                "Assignment %(id)s changed while this request was being processed; send this "
+                "label again to learn why.", id=entry.assignment.id))
+    if not accepted:
+        return
+    rows = [(
+        e.assignment.project_id, e.assignment.task_id, e.assignment.id, workforce_id,
+        worker_ids[e.item.worker_id], e.item.label, e.assignment.guideline_version_id, e.locale,
+        e.set_aside is None, e.set_aside, e.supersedes.id if e.supersedes else None, now,
+    ) for e in accepted]
     label_ids = _insert_labels(session, rows)
-    for entry, label_id in zip(batch.accepted, label_ids, strict=True):
+    for entry, label_id in zip(accepted, label_ids, strict=True):
         batch.results[entry.index]["label_id"] = label_id
         if entry.supersedes is not None:
             batch.results[entry.index]["supersedes"] = entry.supersedes.id
-    fresh = [e for e in batch.accepted if e.set_aside is None and e.supersedes is None]
-    if fresh:
-        insert_rows(session, TaskWorker.__table__, [
-            {"task_id": e.assignment.task_id, "person_key": key, "assignment_id": e.assignment.id}
-            for e in fresh for key in _person_keys(workforce_id, e.item)])
-        _mark_submitted(session, fresh, worker_ids, now)
-    superseded = [e.supersedes.id for e in batch.accepted if e.supersedes is not None]
-    if superseded:
-        session.execute(update(Label).where(Label.id.in_(superseded))
-                        .values(counted=False, set_aside="superseded"))
+    _insert_claims(session, [(e.assignment.task_id, key, e.assignment.id)
+                             for e in fresh for key in _person_keys(workforce_id, e.item)])
 
 
-def _insert_labels(session: Session, rows: list[dict[str, Any]]) -> list[int]:
-    """Insert label rows; return their ids in the rows' order."""
-    if session.get_bind().dialect.name != "postgresql":
+LABEL_COLUMNS = ["project_id", "task_id", "assignment_id", "workforce_id", "worker_id", "value",
+                 "guideline_version_id", "guideline_locale", "counted", "set_aside",
+                 "supersedes_id", "submitted_at"]
+CLAIM_COLUMNS = ["task_id", "person_key", "assignment_id"]
+
+
+def _postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _insert_labels(session: Session, rows: list[tuple[Any, ...]]) -> list[int]:
+    """Insert label rows, tuples in LABEL_COLUMNS order; return their ids in the rows' order."""
+    if not _postgres(session):
         return list(session.scalars(
-            insert(Label.__table__).returning(Label.id, sort_by_parameter_order=True), rows))
-    # Taking the ids from the sequence first lets the rows go in one statement; with
-    # RETURNING in order they would go as pages of multi-row VALUES, twelve parameters a
-    # row, that the driver parses anew for every page.
-    ids = sorted(session.scalars(
+            insert(Label.__table__).returning(Label.id, sort_by_parameter_order=True),
+            [dict(zip(LABEL_COLUMNS, row, strict=True)) for row in rows]))
+    # Ids from the sequence first, so the rows can go by COPY, which returns nothing.
+    ids = list(session.scalars(
         text("SELECT nextval(pg_get_serial_sequence('labels', 'id')) "
              "FROM generate_series(1, :n)"), {"n": len(rows)}))
-    insert_rows(session, Label.__table__, [
-        {**row, "id": label_id} for row, label_id in zip(rows, ids, strict=True)])
+    ids.sort()
+    copy_rows(session, Label.__table__, ["id", *LABEL_COLUMNS],
+              ((label_id, *row) for label_id, row in zip(ids, rows, strict=True)))
     return ids
 
 
-def _mark_submitted(session: Session, fresh: list[_Accepted], worker_ids: dict[str, int],
-                    now: datetime) -> None:
+def _insert_claims(session: Session, claims: list[tuple[int, str, int]]) -> None:
+    """Record that each person labelled each task, as (task, person key, assignment) rows."""
+    if not claims:
+        return
+    if _postgres(session):
+        copy_rows(session, TaskWorker.__table__, CLAIM_COLUMNS, claims)
+        return
+    session.execute(insert(TaskWorker.__table__),
+                    [dict(zip(CLAIM_COLUMNS, claim, strict=True)) for claim in claims])
+
+
+def _claim_assignments(session: Session, batch: _Batch, worker_ids: dict[str, int],
+                       now: datetime) -> list[_Accepted]:
+    """Mark the fresh labels' assignments submitted where still leased; return the winners."""
+    fresh = [e for e in batch.accepted if e.set_aside is None and e.supersedes is None]
+    if not fresh:
+        return []
     table = Assignment.__table__
     rows = [{"id": e.assignment.id, "worker_id": worker_ids[e.item.worker_id]} for e in fresh]
-    if session.get_bind().dialect.name == "postgresql":
+    if _postgres(session):
         data = unnest(table, rows)
         # The id list as well as the join, so the rows are found by key, not by a scan.
-        session.execute(update(table).where(
-            table.c.id == data.c.id, _among(table.c.id, [row["id"] for row in rows])
-        ).values(status="submitted", submitted_at=now, worker_id=data.c.worker_id))
+        won = set(session.scalars(update(table).where(
+            table.c.id == data.c.id, _among(table.c.id, [row["id"] for row in rows]),
+            table.c.status == "leased",
+        ).values(status="submitted", submitted_at=now, worker_id=data.c.worker_id)
+            .returning(table.c.id)))
+    else:
+        won = set(session.scalars(update(table).where(
+            _among(table.c.id, [row["id"] for row in rows]), table.c.status == "leased",
+        ).values(status="submitted", submitted_at=now).returning(table.c.id)))
+        session.execute(
+            update(table).where(table.c.id == bindparam("assignment"))
+            .values(worker_id=bindparam("worker")),
+            [{"assignment": row["id"], "worker": row["worker_id"]} for row in rows
+             if row["id"] in won])
+    batch.lost.update(e.index for e in fresh if e.assignment.id not in won)
+    return [e for e in fresh if e.assignment.id in won]
+
+
+def _claim_superseded(session: Session, batch: _Batch) -> None:
+    """Set aside the labels being corrected where they are still current."""
+    corrections = [e for e in batch.accepted if e.supersedes is not None]
+    if not corrections:
         return
-    session.execute(
-        update(table).where(table.c.id == bindparam("assignment"))
-        .values(status="submitted", submitted_at=now, worker_id=bindparam("worker")),
-        [{"assignment": row["id"], "worker": row["worker_id"]} for row in rows])
+    won = set(session.scalars(
+        update(Label).where(_among(Label.id, {e.supersedes.id for e in corrections}),
+                            Label.counted.is_(True))
+        .values(counted=False, set_aside="superseded").returning(Label.id)))
+    batch.lost.update(e.index for e in corrections if e.supersedes.id not in won)

@@ -747,21 +747,17 @@ def test_a_worker_is_recognised_with_or_without_their_identity(app, world, lease
 
 
 def _fail_task_worker_insert(monkeypatch):
-    real = label_services.insert_rows
+    def failing(*args, **kwargs):  # after the assignments were claimed and the labels went in
+        raise RuntimeError("the disk is full")
 
-    def failing(session, table, rows):
-        if table.name == TaskWorker.__tablename__:  # after the labels went in
-            raise RuntimeError("the disk is full")
-        return real(session, table, rows)
-
-    monkeypatch.setattr(label_services, "insert_rows", failing)
+    monkeypatch.setattr(label_services, "_insert_claims", failing)
 
 
 def _fail_marking_submitted(monkeypatch):
     def failing(*args, **kwargs):
         raise RuntimeError("the connection dropped")
 
-    monkeypatch.setattr(label_services, "_mark_submitted", failing)
+    monkeypatch.setattr(label_services, "_claim_assignments", failing)
 
 
 def _fail_audit(monkeypatch):

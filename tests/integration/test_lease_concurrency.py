@@ -126,3 +126,64 @@ def test_concurrent_retries_with_one_key_store_the_labels_once(app, world, proje
     assert responses[0].get_json()["created"] == len(labels)
     with app.app_context():
         assert db.session().scalar(select(func.count()).select_from(Label)) == len(labels)
+
+
+def _post_concurrently(app, world, bodies: list[Any], keys: list[str]) -> list[Any]:
+    """Post each body with its key from its own thread, all released at once."""
+    start = threading.Barrier(len(bodies))
+    responses: list[Any] = [None] * len(bodies)
+
+    def post(index: int) -> None:
+        start.wait(timeout=10)
+        responses[index] = app.test_client().post(
+            "/api/v1/vendor/labels", json=bodies[index],
+            headers=world.headers("vendor_eu", **{"Idempotency-Key": keys[index]}))
+
+    threads = [threading.Thread(target=post, args=(index,)) for index in range(len(bodies))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert all(r is not None and r.status_code == 200 for r in responses), responses
+    return responses
+
+
+def test_racing_submissions_with_different_keys_label_each_assignment_once(app, world, project_id):
+    _prepare(world, project_id)
+    leases = world.post("vendor_eu", "/api/v1/vendor/leases", json={"limit": 100}).get_json()["leases"]
+    ids = [item["assignment_id"] for item in leases]
+    # Four vendor clients send overlapping halves of the same work, each under its own key.
+    bodies = [{"labels": [{"assignment_id": i, "worker_id": f"client{n}-{i}", "label": "positive"}
+                          for i in (ids[:60] if n % 2 else ids[40:])]} for n in range(4)]
+    responses = _post_concurrently(app, world, bodies, [f"client-{n}" for n in range(4)])
+    created = Counter(item["index"] for r in responses for item in r.get_json()["results"]
+                      if item["status"] == "created")
+    assert sum(created.values()) == len(ids)
+    refused = {item["error"]["code"] for r in responses for item in r.get_json()["results"]
+               if item["status"] == "error"}
+    assert refused <= {"conflict", "already_submitted"}, refused
+    with app.app_context():
+        session = db.session()
+        per_assignment = Counter(session.scalars(select(Label.assignment_id)))
+        assert sorted(per_assignment) == sorted(ids) and set(per_assignment.values()) == {1}
+        assert session.scalar(select(func.count()).select_from(Assignment).where(
+            Assignment.status == "submitted")) == len(ids)
+
+
+def test_racing_corrections_of_one_label_keep_one(app, world, project_id):
+    _prepare(world, project_id)
+    lease = world.post("vendor_eu", "/api/v1/vendor/leases", json={"limit": 1}).get_json()["leases"][0]
+    first = world.post("vendor_eu", "/api/v1/vendor/labels", headers={"Idempotency-Key": "orig"},
+                       json={"labels": [{"assignment_id": lease["assignment_id"], "worker_id": "w",
+                                         "label": "positive"}]}).get_json()
+    original = first["results"][0]["label_id"]
+    bodies = [{"labels": [{"assignment_id": lease["assignment_id"], "worker_id": "w",
+                           "label": value, "supersedes": original}]}
+              for value in ("negative", "neutral", "negative", "neutral")]
+    responses = _post_concurrently(app, world, bodies, [f"fix-{n}" for n in range(4)])
+    outcomes = Counter(r.get_json()["results"][0]["status"] for r in responses)
+    assert outcomes == {"created": 1, "error": 3}
+    with app.app_context():
+        counted = db.session().scalars(select(Label.value).where(
+            Label.assignment_id == lease["assignment_id"], Label.counted.is_(True))).all()
+        assert len(counted) == 1 and counted[0] in {"negative", "neutral"}
