@@ -6,9 +6,9 @@ project: a vendor workforce, a project at redundancy 3, a published guideline, t
 imported, dispatched and leased to the vendor; the vendor's workers are registered beforehand,
 as they are once a vendor has been working for a day. "Ours" is then the whole server path for
 each batch of 5,000 labels: a real socket, the werkzeug server, auth, JSON parsing and
-validation, the idempotency look-up, locking the assignments, every per-item check (class,
-lease, duplicate worker across vendors), the label insert, the worker claims, marking the
-assignments submitted, the stored response, the audit event and the commit. The baseline
+validation, the idempotency look-up and key lock, every per-item check (class,
+lease, duplicate worker across vendors), claiming the assignments (a conditional update), the
+label insert, the worker claims, the stored response, the audit event and the commit. The baseline
 inserts the same label rows into the same ``labels`` table with ``executemany``, in the same
 batches, one commit per batch.
 
