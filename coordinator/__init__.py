@@ -39,6 +39,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from coordinator.labels.api import blp as vendor_blp
     from coordinator.locales.api import blp as locales_blp
     from coordinator.projects.api import blp as projects_blp
+    from coordinator.quality.api import blp as quality_blp
+    from coordinator.quality.api import vendor_blp as vendor_quality_blp
     from coordinator.webhooks.api import blp as webhooks_blp
     from coordinator.workforces.api import blp as workforces_blp
 
@@ -63,5 +65,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     app.register_blueprint(health_blp)
     api.init_app(app, [projects_blp, guidelines_blp, dispatch_blp, vendor_blp, workforces_blp,
-                       accounts_blp, locales_blp, webhooks_blp, consensus_blp])
+                       accounts_blp, locales_blp, webhooks_blp, consensus_blp,
+                       quality_blp, vendor_quality_blp])
     return app

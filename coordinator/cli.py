@@ -629,5 +629,41 @@ def _format_report(report: Any, output_format: str) -> str:
         + "\n"
 
 
+def _fail_on_errors(step: Any) -> Any:
+    """Run ``step()``, turning the service's errors into a ClickException."""
+    from coordinator.errors import CoordinatorError
+
+    try:
+        return step()
+    except CoordinatorError as exc:
+        fields = "; ".join(f"{name}: {' '.join(map(str, messages))}"
+                           for name, messages in (exc.errors or {}).items())
+        raise click.ClickException(" ".join(filter(None, [exc.detail or str(exc.title),
+                                                          fields]))) from None
+
+
+@main.command(name="quality-round")
+@click.option("--project", "project_id", required=True, type=int, help="Project id.")
+@click.option("--run", "run_id", type=int, help="Consensus run (default: the newest).")
+def quality_round(project_id: int, run_id: int | None) -> None:
+    """After a consensus run: block workers below the gold floor, open reviews, adjust overlap."""
+    from coordinator.audit.services import Actor
+    from coordinator.dispatch.services import reference_rates
+    from coordinator.quality import services
+
+    app = _app()
+    with app.app_context():
+        session = db.session()
+        outcome = _fail_on_errors(lambda: services.quality_round(
+            session, Actor.system(), project_id, run_id,
+            rates=reference_rates(app.config["EXCHANGE_RATES"])))
+        session.commit()
+        click.echo(f"run {outcome.run_id}: {len(outcome.blocked)} worker(s) blocked, "
+                   f"{outcome.review_opened} review item(s) opened, "
+                   f"{outcome.extra_assignments} extra assignment(s), "
+                   f"{outcome.cancelled} offer(s) withdrawn, {len(outcome.plan.stop)} task(s) "
+                   f"confident, {len(outcome.plan.waiting)} waiting")
+
+
 if __name__ == "__main__":
     sys.exit(main())

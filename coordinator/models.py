@@ -18,12 +18,14 @@ from coordinator.guidelines.models import (
 )
 from coordinator.labels.models import IdempotentRequest, Label
 from coordinator.projects.models import Project, Task
+from coordinator.quality.models import ReviewItem, ReviewVerdict, WorkerBlock
 from coordinator.webhooks.models import WebhookDelivery
 from coordinator.workforces.models import Workforce
 
 __all__ = [
     "Account", "ApiToken", "Assignment", "AuditEvent", "Base", "ConsensusRun", "DispatchRun",
     "GuidelineSegment", "GuidelineVersion", "IdempotentRequest", "Label", "Project",
-    "RoutingDecision", "SegmentTranslation", "Task", "TaskConsensus", "TaskWorker",
-    "WebhookDelivery", "Worker", "WorkerSkill", "Workforce",
+    "ReviewItem", "ReviewVerdict", "RoutingDecision", "SegmentTranslation", "Task",
+    "TaskConsensus", "TaskWorker", "WebhookDelivery", "Worker", "WorkerBlock", "WorkerSkill",
+    "Workforce",
 ]

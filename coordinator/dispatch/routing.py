@@ -91,6 +91,10 @@ class Router:
     groups: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
     _eligible: dict[str, list[Candidate]] = field(default_factory=dict)
 
+    def eligible(self, languages: Sequence[str]) -> tuple[str, list[Candidate]]:
+        """Return the key of a language set and the workforces that may take its tasks."""
+        return self._eligible_for(languages)
+
     def _eligible_for(self, languages: Sequence[str]) -> tuple[str, list[Candidate]]:
         key = "|".join(sorted(languages))
         if key not in self._eligible:
@@ -99,22 +103,29 @@ class Router:
             self._eligible[key] = [c for c in self.candidates if not reasons[c.id]]
         return key, self._eligible[key]
 
-    def route(self, languages: Sequence[str], needed: int, already: Iterable[int] = ()) -> Decision:
-        """Choose ``needed`` workforces for a task, preferring cheap, free and different ones."""
+    def route(self, languages: Sequence[str], needed: int, already: Iterable[int] = (),
+              avoid: Iterable[int] = ()) -> Decision:
+        """Choose ``needed`` workforces for a task, preferring cheap, free and different ones.
+
+        A workforce in ``avoid`` is chosen only when no other eligible one has capacity left.
+        """
         key, eligible = self._eligible_for(languages)
         decision = Decision(group=key, chosen=[], scores={})
         holding = set(already)
+        avoided = set(avoid)
         cheapest = min((c.price_usd for c in eligible), default=0.0)
         for slot in range(needed):
-            best, best_score = None, float("inf")
+            best, best_key = None, (True, float("inf"))
             for candidate in eligible:
                 if candidate.capacity_left <= 0:
                     continue
                 score = _score(candidate, cheapest, candidate.id in holding)
                 if slot == 0:
                     decision.scores[str(candidate.id)] = round(score, 6)
-                if score < best_score:
-                    best, best_score = candidate, score
+                # Avoidance outranks score: (False, any) sorts before (True, any).
+                rank = (candidate.id in avoided, score)
+                if rank < best_key:
+                    best, best_key = candidate, rank
             if best is None:
                 decision.short = needed - len(decision.chosen)
                 break

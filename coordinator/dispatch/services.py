@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -22,6 +23,7 @@ from coordinator.errors import Conflict, InvalidInput, NotFound
 from coordinator.guidelines.services import latest_published
 from coordinator.projects.models import Project, Task
 from coordinator.projects.services import get_project
+from coordinator.quality.gold import gold_task_ids, interleave, mix_gold
 from coordinator.webhooks.services import announce
 from coordinator.workforces.models import Workforce
 
@@ -115,9 +117,9 @@ def reference_rates(extra: str) -> dict[str, Decimal]:
     return {**REFERENCE_RATES_USD, **parse_rates(extra)}
 
 
-def dispatch(session: Session, actor: Actor, project_id: int, task_filter: dict[str, Any],
-             *, rates: dict[str, Decimal]) -> DispatchResult:
-    """Create the assignments a project's selected tasks still need, by the routing policy."""
+def _begin(session: Session, project_id: int, rates: dict[str, Decimal]
+           ) -> tuple[Project, Any, Router]:
+    """Lock the project for a run and return it, its guideline and a router over the workforces."""
     project = get_project(session, project_id)
     session.execute(select(Project.id).where(Project.id == project.id).with_for_update())
     if project.paused:
@@ -125,24 +127,91 @@ def dispatch(session: Session, actor: Actor, project_id: int, task_filter: dict[
     guideline = latest_published(session, project.id)
     if guideline is None:
         raise Conflict(gettext("Publish a guideline before dispatching: workers need one."))
-    now = utcnow()
-    router = Router(_candidates(session, rates, now),
+    router = Router(_candidates(session, rates, utcnow()),
                     allowed_regions(project.residency_region, project.allowed_regions))
+    return project, guideline, router
+
+
+def dispatch(session: Session, actor: Actor, project_id: int, task_filter: dict[str, Any],
+             *, rates: dict[str, Decimal]) -> DispatchResult:
+    """Create the assignments a project's selected tasks still need, by the routing policy.
+
+    With a gold rate above zero, gold tasks are not routed for redundancy: they are mixed
+    into each workforce's new work at that rate instead (see coordinator.quality.gold).
+    """
+    project, guideline, router = _begin(session, project_id, rates)
     tasks = _selected_tasks(session, project.id, task_filter)
-    holding = _live_counts(session, [task.id for task in tasks])
+    gold = gold_task_ids(session, project.id) if project.gold_rate > 0 else set()
+    regular = [task for task in tasks if task.id not in gold]
+    holding = _live_counts(session, [task.id for task in regular])
     decisions: list[tuple[Any, Any, int]] = []
-    for task in tasks:
+    for task in regular:
         needed = project.redundancy - len(holding.get(task.id, ()))
         if needed > 0:
             decisions.append((task, router.route(task.languages, needed, holding.get(task.id, ())), needed))
+    if gold:
+        decisions.extend(mix_gold(session, project, router, decisions, gold))
+    return _finish(session, actor, project, guideline, router, task_filter, len(tasks), decisions,
+                   gold)
+
+
+def add_assignments(session: Session, actor: Actor, project_id: int, extra: Mapping[int, int],
+                    *, avoid_workforces: Mapping[int, Collection[int]] | None = None,
+                    rates: dict[str, Decimal] | None = None) -> DispatchRun:
+    """Give each task in ``extra`` that many more assignments beyond its live ones.
+
+    Routed by the same policy as ``dispatch`` and recorded as a dispatch run with the same
+    per-task reasons; a workforce in ``avoid_workforces[task]`` is chosen only when no other
+    eligible workforce has capacity. ``rates`` defaults to the configured exchange rates.
+    """
+    errors = [gettext("Task %(id)s: the number of extra assignments must be 1 to 25.", id=task_id)
+              for task_id, count in extra.items()
+              if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 25]
+    if not extra:
+        errors.append(gettext("Name at least one task."))
+    if errors:
+        raise InvalidInput(errors={"extra": errors})
+    if rates is None:
+        from flask import current_app
+        rates = reference_rates(current_app.config.get("EXCHANGE_RATES", ""))
+    project, guideline, router = _begin(session, project_id, rates)
+    ids = sorted(extra)
+    tasks: list[Any] = []
+    for start in range(0, len(ids), CHUNK):
+        tasks.extend(session.execute(
+            select(Task.id, Task.external_id, Task.languages)
+            .where(Task.project_id == project.id, Task.id.in_(ids[start:start + CHUNK]))))
+    missing = set(ids) - {task.id for task in tasks}
+    if missing:
+        raise InvalidInput(errors={"extra": [gettext(
+            "These tasks are not in the project: %(ids)s",
+            ids=", ".join(str(i) for i in sorted(missing)[:20]))]})
+    tasks.sort(key=lambda task: task.id)
+    holding = _live_counts(session, ids)
+    avoid = avoid_workforces or {}
+    decisions = [
+        (task, router.route(task.languages, extra[task.id], holding.get(task.id, ()),
+                            avoid.get(task.id, ())), extra[task.id])
+        for task in tasks]
+    task_filter = {"extra": {str(task_id): count for task_id, count in sorted(extra.items())}}
+    if avoid:
+        task_filter["avoid"] = {str(t): sorted(w) for t, w in sorted(avoid.items()) if w}
+    return _finish(session, actor, project, guideline, router, task_filter, len(tasks),
+                   decisions).run
+
+
+def _finish(session: Session, actor: Actor, project: Project, guideline: Any, router: Router,
+            task_filter: dict[str, Any], considered: int, decisions: list[tuple[Any, Any, int]],
+            gold: Collection[int] = ()) -> DispatchResult:
+    """Store a run's decisions and assignments, tell the vendors, audit it."""
     run = DispatchRun(
         project_id=project.id, created_by_id=actor.account_id, task_filter=task_filter,
-        policy=router.policy(), guideline_version_id=guideline.id, tasks_considered=len(tasks),
+        policy=router.policy(), guideline_version_id=guideline.id, tasks_considered=considered,
         assignments_created=sum(len(d.chosen) for _, d, _ in decisions),
         unroutable=sum(1 for _, d, _ in decisions if d.short))
     session.add(run)
     session.flush()
-    _store(session, project, run, decisions, guideline.id, router)
+    _store(session, project, run, decisions, guideline.id, router, gold)
     by_workforce: dict[int, int] = defaultdict(int)
     for _, decision, _ in decisions:
         for workforce_id in decision.chosen:
@@ -151,7 +220,7 @@ def dispatch(session: Session, actor: Actor, project_id: int, task_filter: dict[
         announce(session, workforce_id, "work.available",
                  {"project_id": project.id, "run_id": run.id, "assignments": count})
     record(session, actor, "dispatch.run", "project", project.id, after={
-        "run_id": run.id, "tasks_considered": run.tasks_considered,
+        "run_id": run.id, "task_filter": task_filter, "tasks_considered": run.tasks_considered,
         "assignments_created": run.assignments_created, "unroutable": run.unroutable})
     unroutable = [
         {"task_id": task.id, "external_id": task.external_id, "short": decision.short,
@@ -162,7 +231,7 @@ def dispatch(session: Session, actor: Actor, project_id: int, task_filter: dict[
 
 
 def _store(session: Session, project: Project, run: DispatchRun, decisions: list[tuple[Any, Any, int]],
-           guideline_id: int, router: Router) -> None:
+           guideline_id: int, router: Router, gold: Collection[int]) -> None:
     prices = {c.id: (c.price, c.currency) for c in router.candidates}
     insert_rows(session, RoutingDecision.__table__, [
         {"run_id": run.id, "task_id": task.id, "group": decision.group, "chosen": decision.chosen,
@@ -173,6 +242,8 @@ def _store(session: Session, project: Project, run: DispatchRun, decisions: list
          "run_id": run.id, "guideline_version_id": guideline_id, "status": "offered",
          "price": prices[workforce_id][0], "currency": prices[workforce_id][1]}
         for task, decision, _ in decisions for workforce_id in decision.chosen]
+    if gold:
+        rows = interleave(rows, set(gold), run.id)
     insert_rows(session, Assignment.__table__, rows)
 
 

@@ -33,7 +33,7 @@ blp = Blueprint("vendor", __name__, url_prefix="/vendor",
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
-def _vendor_locale(workforce: Workforce) -> str:
+def vendor_locale(workforce: Workforce) -> str:
     """Return the locale to serve guidelines in: the account's, the request's, the workforce's."""
     principal = current_principal()
     candidates = [principal.locale] + [tag for tag, _ in request.accept_languages]
@@ -55,7 +55,7 @@ def lease(values: dict[str, Any]) -> Any:
     session = db.session()
     workforce = session.get(Workforce, current_principal().workforce_id)
     leased = dispatch.lease(session, workforce.id, values["limit"])
-    locale = _vendor_locale(workforce)
+    locale = vendor_locale(workforce)
     tasks = {t.id: t for t in session.scalars(
         select(Task).where(Task.id.in_({a.task_id for a in leased})))}
     projects = {p.id: p for p in session.scalars(

@@ -29,6 +29,7 @@ from coordinator.dispatch.services import expire_leases
 from coordinator.errors import Conflict, InvalidInput
 from coordinator.labels.models import IdempotentRequest, Label
 from coordinator.projects.models import Project
+from coordinator.quality.services import blocked_workers
 from i18n.locales import InvalidLocale, normalise_locale
 
 MAX_LABELS_PER_REQUEST = 5000
@@ -85,6 +86,8 @@ class _Batch:
     #: indexes of accepted items a concurrent request changed first; refused as conflicts
     lost: set[int] = field(default_factory=set)
     results: list[dict[str, Any]] = field(default_factory=list)
+    #: (project id, worker external id) -> blocked since; see coordinator.quality
+    blocked: dict[tuple[int, str], datetime] = field(default_factory=dict)
 
 
 def _among(column: Any, ids: Any) -> ColumnElement[bool]:
@@ -189,7 +192,7 @@ def _load(session: Session, workforce_id: int, items: list[Submission]) -> _Batc
     assignments = {a.id: a for a in session.execute(
         select(Assignment.id, Assignment.project_id, Assignment.task_id, Assignment.status,
                Assignment.lease_expires_at, Assignment.guideline_version_id,
-               Assignment.guideline_locale)
+               Assignment.guideline_locale, Assignment.leased_at)
         .where(_among(Assignment.id, ids), Assignment.workforce_id == workforce_id))}
     projects = {p.id: p for p in session.scalars(
         select(Project).where(Project.id.in_({a.project_id for a in assignments.values()})))}
@@ -207,7 +210,8 @@ def _load(session: Session, workforce_id: int, items: list[Submission]) -> _Batc
     claims = {(task_id, person): assignment_id for task_id, person, assignment_id in session.execute(
         select(TaskWorker.task_id, TaskWorker.person_key, TaskWorker.assignment_id)
         .where(_among(TaskWorker.task_id, {a.task_id for a in assignments.values()})))}
-    return _Batch(assignments, projects, current, current_workers, claims)
+    return _Batch(assignments, projects, current, current_workers, claims,
+                  blocked=blocked_workers(session, workforce_id))
 
 
 def _check(batch: _Batch, workforce_id: int, index: int, item: Submission,
@@ -224,6 +228,12 @@ def _check(batch: _Batch, workforce_id: int, index: int, item: Submission,
             value=repr(item.label)[:80], classes=", ".join(project.label_classes)))
     if not item.worker_id.strip():
         return _error(index, "invalid_worker", gettext("worker_id must not be empty."))
+    blocked_since = batch.blocked.get((assignment.project_id, item.worker_id))
+    if blocked_since is not None and (assignment.leased_at or now) >= blocked_since:
+        return _error(index, "worker_blocked", gettext(
+            "Worker %(worker)s is blocked on this project since %(since)s (gold accuracy below "
+            "the project's floor); work leased since then is not accepted from them.",
+            worker=item.worker_id, since=blocked_since.isoformat(timespec="seconds")))
     locale = _locale(batch, item.locale or assignment.guideline_locale or project.source_locale)
     if locale is None:
         return _error(index, "invalid_locale", gettext(

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     CheckConstraint,
+    Float,
     ForeignKey,
     Index,
     String,
@@ -25,6 +26,9 @@ class Project(Base):
     __table_args__ = (
         CheckConstraint("redundancy BETWEEN 1 AND 25", name="redundancy_range"),
         CheckConstraint("lease_minutes BETWEEN 1 AND 10080", name="lease_minutes_range"),
+        CheckConstraint("gold_rate >= 0 AND gold_rate < 1", name="gold_rate_range"),
+        CheckConstraint("target_confidence > 0 AND target_confidence <= 1",
+                        name="target_confidence_range"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -45,6 +49,19 @@ class Project(Base):
     lease_minutes: Mapped[int] = mapped_column(default=60)
     #: while true, nothing is dispatched and vendors pull nothing of this project
     paused: Mapped[bool] = mapped_column(default=False)
+    #: share of each workforce's newly dispatched work that is gold questions (0: gold tasks
+    #: are dispatched like any other task)
+    gold_rate: Mapped[float] = mapped_column(Float(precision=53), default=0.0)
+    #: a worker whose gold accuracy falls below this is blocked; empty: nobody is blocked
+    gold_accuracy_floor: Mapped[float | None] = mapped_column(Float(precision=53))
+    #: gold answers a worker must have given before their accuracy is judged
+    gold_min_answers: Mapped[int] = mapped_column(default=10)
+    #: posterior a task's consensus label needs to stop collecting labels
+    target_confidence: Mapped[float] = mapped_column(Float(precision=53), default=0.95)
+    #: most labels a task may collect under dynamic overlap; empty: the redundancy
+    max_overlap: Mapped[int | None]
+    #: the expert workforce that settles review items; empty: no review rounds
+    review_workforce_id: Mapped[int | None] = mapped_column(ForeignKey("workforces.id"))
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

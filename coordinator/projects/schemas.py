@@ -45,6 +45,33 @@ class ProjectIn(Schema):
         load_default=60, validate=validate.Range(min=1, max=10080),
         metadata={"description": "how long a vendor holds leased work"},
     )
+    gold_rate = fields.Float(
+        load_default=0.0, validate=validate.Range(min=0, max=1, max_inclusive=False),
+        metadata={"description": "share of each workforce's new work that is gold questions, "
+                  "0 to below 1; 0 dispatches gold tasks like any other"},
+    )
+    gold_accuracy_floor = fields.Float(
+        load_default=None, allow_none=True, validate=validate.Range(min=0, max=1),
+        metadata={"description": "block workers whose gold accuracy falls below this; "
+                  "empty: block nobody"},
+    )
+    gold_min_answers = fields.Integer(
+        load_default=10, validate=validate.Range(min=1, max=100_000),
+        metadata={"description": "gold answers a worker gives before being judged"},
+    )
+    target_confidence = fields.Float(
+        load_default=0.95, validate=validate.Range(min=0, max=1, min_inclusive=False),
+        metadata={"description": "posterior at which a task stops collecting labels"},
+    )
+    max_overlap = fields.Integer(
+        load_default=None, allow_none=True, validate=validate.Range(min=1, max=25),
+        metadata={"description": "most labels per task under dynamic overlap, at least the "
+                  "redundancy; empty: the redundancy"},
+    )
+    review_workforce_id = fields.Integer(
+        load_default=None, allow_none=True,
+        metadata={"description": "the expert workforce that settles review items"},
+    )
 
 
 class ProjectPatch(ProjectIn):
@@ -64,6 +91,12 @@ class ProjectOut(Schema):
     allowed_regions = fields.List(fields.String())
     lease_minutes = fields.Integer()
     paused = fields.Boolean()
+    gold_rate = fields.Float()
+    gold_accuracy_floor = fields.Float(allow_none=True)
+    gold_min_answers = fields.Integer()
+    target_confidence = fields.Float()
+    max_overlap = fields.Integer(allow_none=True)
+    review_workforce_id = fields.Integer(allow_none=True)
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
 

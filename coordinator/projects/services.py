@@ -9,9 +9,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from coordinator.audit.services import Actor, apply_changes, record, snapshot
+from coordinator.dispatch.routing import allowed_regions
 from coordinator.errors import InvalidInput, NotFound
 from coordinator.names import ensure_name_free
 from coordinator.projects.models import Project, Task
+from coordinator.workforces.models import Workforce
 
 AUDITED_FIELDS = (
     "name",
@@ -22,6 +24,12 @@ AUDITED_FIELDS = (
     "residency_region",
     "allowed_regions",
     "lease_minutes",
+    "gold_rate",
+    "gold_accuracy_floor",
+    "gold_min_answers",
+    "target_confidence",
+    "max_overlap",
+    "review_workforce_id",
 )
 
 
@@ -62,8 +70,32 @@ def _ensure_name_free(session: Session, name: str, *, other_than: int | None = N
                      other_than=other_than)
 
 
+def _check_quality_settings(session: Session, values: dict[str, Any]) -> None:
+    """Refuse a maximum overlap below the redundancy and an unknown review workforce."""
+    errors: dict[str, list[str]] = {}
+    max_overlap, redundancy = values.get("max_overlap"), values.get("redundancy")
+    if max_overlap is not None and redundancy is not None and max_overlap < redundancy:
+        errors["max_overlap"] = [gettext(
+            "The maximum overlap (%(max)d) must be at least the redundancy (%(redundancy)d).",
+            max=max_overlap, redundancy=redundancy)]
+    review = values.get("review_workforce_id")
+    workforce = session.get(Workforce, review) if review is not None else None
+    if review is not None and workforce is None:
+        errors["review_workforce_id"] = [gettext("There is no workforce %(id)s.", id=review)]
+    regions = values.get("regions")
+    if workforce is not None and regions and workforce.region not in regions:
+        # Reviewers see the task's payload: the residency rule binds them like any labeller.
+        errors["review_workforce_id"] = [gettext(
+            "Workforce %(name)s is in region %(region)s, where this project's data may not go.",
+            name=workforce.name, region=workforce.region)]
+    if errors:
+        raise InvalidInput(errors=errors)
+
+
 def create_project(session: Session, actor: Actor, **values: Any) -> Project:
     """Add a project from validated values."""
+    _check_quality_settings(session, {**values, "regions": allowed_regions(
+        values.get("residency_region", "global"), values.get("allowed_regions") or [])})
     _ensure_name_free(session, values["name"])
     project = Project(created_by_id=actor.account_id, **values)
     session.add(project)
@@ -83,6 +115,12 @@ def _gold_classes_in_use(session: Session, project_id: int) -> set[str]:
 def update_project(session: Session, actor: Actor, project_id: int, changes: dict[str, Any]) -> Project:
     """Apply validated ``changes`` to a project; a label class still used as gold stays."""
     project = get_project(session, project_id)
+    _check_quality_settings(session, {
+        "max_overlap": changes.get("max_overlap", project.max_overlap),
+        "redundancy": changes.get("redundancy", project.redundancy),
+        "review_workforce_id": changes.get("review_workforce_id", project.review_workforce_id),
+        "regions": allowed_regions(changes.get("residency_region", project.residency_region),
+                                   changes.get("allowed_regions", project.allowed_regions))})
     if "name" in changes:
         _ensure_name_free(session, changes["name"], other_than=project.id)
     if "label_classes" in changes:
