@@ -34,6 +34,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from coordinator.consensus.api import blp as consensus_blp
     from coordinator.db import Database
     from coordinator.dispatch.api import blp as dispatch_blp
+    from coordinator.feedback.api import blp as feedback_blp
     from coordinator.guidelines.api import blp as guidelines_blp
     from coordinator.health import blp as health_blp
     from coordinator.labels.api import blp as vendor_blp
@@ -66,5 +67,5 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(health_blp)
     api.init_app(app, [projects_blp, guidelines_blp, dispatch_blp, vendor_blp, workforces_blp,
                        accounts_blp, locales_blp, webhooks_blp, consensus_blp,
-                       quality_blp, vendor_quality_blp])
+                       quality_blp, vendor_quality_blp, feedback_blp])
     return app

@@ -132,7 +132,8 @@ def jobs_group() -> None:
 
 
 @jobs_group.command(name="run")
-@click.argument("name", type=click.Choice([name.replace("_", "-") for name in jobs.JOBS]))
+@click.argument("name", type=click.Choice([name.replace("_", "-") for name in jobs.JOBS
+                                           if "." not in name]))  # training.*: `train`
 def jobs_run(name: str) -> None:
     """Run job NAME once, now, in this process, whatever the broker."""
     app = _app()
@@ -640,6 +641,121 @@ def _fail_on_errors(step: Any) -> Any:
                            for name, messages in (exc.errors or {}).items())
         raise click.ClickException(" ".join(filter(None, [exc.detail or str(exc.title),
                                                           fields]))) from None
+
+
+@main.command(name="export")
+@click.option("--project", "project_id", required=True, type=int, help="Project id.")
+@click.option("--run", "run_id", type=int, help="Consensus run id.  [default: the newest]")
+@click.option("--out", "location", required=True, metavar="DIR|s3://BUCKET/PREFIX",
+              help="Where to write manifest.json and items.jsonl.gz.")
+def export_command(project_id: int, run_id: int | None, location: str) -> None:
+    """Write a consensus run as a training dataset (compressed JSON lines and a manifest)."""
+    from coordinator.audit.services import Actor
+    from coordinator.feedback import services
+
+    with _session() as session:
+        export = _fail_on_errors(lambda: services.export_dataset(
+            session, Actor.system(), project_id, location, run_id))
+        session.commit()
+    counts = export.manifest["counts"]
+    click.echo(f"exported consensus run {export.manifest['consensus_run_id']}: "
+               f"{counts['items']} items (train {counts['splits']['train']}, validation "
+               f"{counts['splits']['validation']}, test {counts['splits']['test']}), "
+               f"{counts['gold']} with gold, to {export.location}", err=True)
+    click.echo(export.manifest["content_hash"])
+
+
+@main.command()
+@click.option("--project", "project_id", required=True, type=int, help="Project id.")
+@click.option("--run", "run_id", type=int, help="Consensus run id.  [default: the newest]")
+@click.option("--out", "location", metavar="DIR|s3://BUCKET/PREFIX",
+              help="Where to export the dataset (outputs go under it, in outputs/).  "
+                   "[default: COORDINATOR_EXPORT_LOCATION]")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True)
+@click.option("--folds", type=click.IntRange(2, 20), default=5, show_default=True)
+@click.option("--epochs", type=click.IntRange(1, 100), default=5, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True)
+@click.option("--import/--no-import", "then_import", default=False, show_default=True,
+              help="Import the predictions when the run succeeds (flags, redispatch).")
+def train(project_id: int, run_id: int | None, location: str | None, device: str, folds: int,
+          epochs: int, seed: int, then_import: bool) -> None:
+    """Export a consensus run, train on it in this process and record the run."""
+    from pathlib import Path
+
+    from coordinator.audit.services import Actor
+    from coordinator.feedback import services
+    from training.__main__ import TerminalProgress
+
+    app = _app()
+    root = app.config.get("EXPORT_LOCATION") or str(Path(app.instance_path) / "exports")
+    with app.app_context():
+        session = db.session()
+        run = _fail_on_errors(lambda: services.start_training_run(
+            session, Actor.system(), project_id, export_root=root, run_id=run_id,
+            location=location, options={"folds": folds, "epochs": epochs, "seed": seed,
+                                        "device": device}))
+        session.commit()
+        click.echo(f"training run {run.id}: {run.items} items from consensus run "
+                   f"{run.consensus_run_id}, dataset at {run.dataset_uri}", err=True)
+        status = services.execute_training_run(session, run.id, progress=TerminalProgress())
+        session.commit()
+        if status != "succeeded":
+            raise click.ClickException(f"training run {run.id} failed: {run.error}")
+        metrics = run.metrics or {}
+        click.echo(f"training run {run.id} succeeded on {run.device}: accuracy against "
+                   f"consensus {_number(metrics.get('accuracy_consensus') or float('nan'))}, "
+                   f"against gold {_number(metrics.get('accuracy_gold') or float('nan'))}, "
+                   f"{(metrics.get('item_epochs_per_s') or 0):,.0f} item-epochs/s; outputs at "
+                   f"{run.output_uri}", err=True)
+        if then_import:
+            outcome = _fail_on_errors(lambda: services.import_predictions(
+                session, Actor.system(), project_id, training_run_id=run.id))
+            session.commit()
+            _echo_import(outcome)
+    click.echo(run.id)
+
+
+def _echo_import(outcome: Any) -> None:
+    item = outcome.prediction_import
+    state = "already imported" if outcome.reused else "imported"
+    sent = (f", sent back in dispatch run {item.dispatch_run_id}" if item.dispatch_run_id
+            else "")
+    click.echo(f"predictions {state} (import {item.id}): {item.items} items, {item.flagged} "
+               f"flagged{sent}", err=True)
+
+
+@main.group(name="feedback")
+def feedback_group() -> None:
+    """Bring a training run's predictions back as quality feedback."""
+
+
+@feedback_group.command(name="import")
+@click.option("--project", "project_id", required=True, type=int, help="Project id.")
+@click.option("--training-run", "training_run_id", type=int,
+              help="A recorded training run whose outputs to import.")
+@click.option("--from", "location", metavar="DIR|s3://BUCKET/PREFIX",
+              help="A training output folder (python -m training --out ...); recorded as a "
+                   "training run when it has none.")
+@click.option("--redispatch/--no-redispatch", default=True, show_default=True,
+              help="Send flagged items back to dispatch for more labels.")
+@click.option("--extra-labels", type=click.IntRange(1, 25), default=2, show_default=True)
+def feedback_import(project_id: int, training_run_id: int | None, location: str | None,
+                    redispatch: bool, extra_labels: int) -> None:
+    """Import predictions: flag confident disagreements with the consensus, send them back."""
+    from coordinator.audit.services import Actor
+    from coordinator.feedback import services
+
+    if training_run_id is None and location is None:
+        raise click.UsageError("give --training-run or --from")
+    with _session() as session:
+        outcome = _fail_on_errors(lambda: services.import_predictions(
+            session, Actor.system(), project_id, training_run_id=training_run_id,
+            location=location, redispatch=redispatch, extra_labels=extra_labels))
+        session.commit()
+        _echo_import(outcome)
+        click.echo(outcome.prediction_import.id)
+
 
 
 @main.command(name="quality-round")

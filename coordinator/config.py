@@ -119,6 +119,16 @@ def _locale(raw: str, _default: Any) -> str:
         raise ValueError(f"must be a locale such as en or pt_BR, got {raw!r}") from None
 
 
+def _export_location(raw: str, _default: Any) -> str:
+    value = str(raw).strip()
+    if value.startswith("s3://"):
+        if not value[len("s3://"):].split("/", 1)[0]:
+            raise ValueError(f"must name a bucket, as in s3://bucket/prefix; got {value!r}")
+    elif "://" in value:
+        raise ValueError(f"must be a folder or an s3://bucket/prefix URI; got {value!r}")
+    return value
+
+
 #: Every setting the service reads, with its default. Empty DATABASE_URL and SECRET_KEY
 #: are filled from the instance folder when the app starts.
 DEFAULTS: dict[str, Setting] = {
@@ -157,6 +167,9 @@ DEFAULTS: dict[str, Setting] = {
         60, _integer(0, 86400), "period of the lease-expiry sweep; 0 turns it off"),
     "WEBHOOK_SWEEP_SECONDS": Setting(
         30, _integer(0, 86400), "period of the webhook delivery sweep; 0 turns it off"),
+    "EXPORT_LOCATION": Setting(
+        "", _export_location,
+        "folder or s3://bucket/prefix for training datasets and outputs; default instance/exports"),
 }
 
 

@@ -68,10 +68,22 @@ def deliver_webhooks(session: Session) -> int:
     return deliver_due(session, sender, **options)
 
 
+def training_fit(session: Session, training_run_id: int) -> str:
+    """Run a recorded training run (dataset in, predictions out); its status at the end.
+
+    Named under ``training.`` so it goes to the ``training`` queue: only the GPU worker
+    (``coordinator worker --queues training``) takes it.
+    """
+    from coordinator.feedback.services import execute_training_run
+
+    return execute_training_run(session, training_run_id)
+
+
 #: Every job by name. A job takes the session (and keyword arguments) and only flushes.
 JOBS: dict[str, Callable[..., Any]] = {
     "expire_leases": expire_leases,
     "deliver_webhooks": deliver_webhooks,
+    "training.fit": training_fit,
 }
 
 #: Jobs to enqueue after a job that changed something: expired leases are announced at once.
@@ -87,7 +99,8 @@ SWEEPS: dict[str, str] = {
 
 #: Where each task goes; the training queue's tasks arrive with the GPU job.
 ROUTES: dict[str, dict[str, str]] = {
-    **{TASK_PREFIX + name: {"queue": DEFAULT_QUEUE} for name in JOBS},
+    **{TASK_PREFIX + name: {"queue": DEFAULT_QUEUE} for name in JOBS
+       if not name.startswith("training.")},
     TASK_PREFIX + "training.*": {"queue": TRAINING_QUEUE},
 }
 
@@ -299,7 +312,7 @@ def _task_body(app: Flask, name: str) -> Callable[..., Any]:
     def task(**kwargs: Any) -> Any:
         return run_job(app, name, **kwargs)
 
-    task.__name__ = task.__qualname__ = name
+    task.__name__ = task.__qualname__ = name.replace(".", "_")  # Celery wants an identifier
     task.__doc__ = JOBS[name].__doc__
     return task
 

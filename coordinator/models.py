@@ -11,6 +11,12 @@ from coordinator.dispatch.models import (
     TaskWorker,
     Worker,
 )
+from coordinator.feedback.models import (
+    ModelAgreement,
+    PredictionFlag,
+    PredictionImport,
+    TrainingRun,
+)
 from coordinator.guidelines.models import (
     GuidelineSegment,
     GuidelineVersion,
@@ -24,7 +30,8 @@ from coordinator.workforces.models import Workforce
 
 __all__ = [
     "Account", "ApiToken", "Assignment", "AuditEvent", "Base", "ConsensusRun", "DispatchRun",
-    "GuidelineSegment", "GuidelineVersion", "IdempotentRequest", "Label", "Project",
+    "GuidelineSegment", "GuidelineVersion", "IdempotentRequest", "Label", "ModelAgreement",
+    "PredictionFlag", "PredictionImport", "Project", "TrainingRun",
     "ReviewItem", "ReviewVerdict", "RoutingDecision", "SegmentTranslation", "Task",
     "TaskConsensus", "TaskWorker", "WebhookDelivery", "Worker", "WorkerBlock", "WorkerSkill",
     "Workforce",
