@@ -22,7 +22,8 @@ from typing import Any
 
 import psycopg
 from flask import Flask
-from sqlalchemy import create_engine, text
+from psycopg.types.json import Jsonb
+from sqlalchemy import JSON, create_engine, text
 from sqlalchemy.engine import make_url
 from werkzeug.serving import BaseWSGIServer, make_server
 
@@ -105,6 +106,34 @@ def scratch_database(prefix: str) -> Iterator[str]:
 def libpq_url(url: str) -> str:
     """Return a SQLAlchemy PostgreSQL URL as a conninfo string psycopg accepts."""
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def insert_model_row(connection: psycopg.Connection, model: type, values: dict[str, Any]) -> int:
+    """Insert one row of ``model``'s table with psycopg and return its id.
+
+    Columns missing from ``values`` get the model's default (a scalar, or a callable such as
+    ``utcnow``): loaders write rows with plain SQL, and a column a later stage adds with a
+    model default but no server default would otherwise refuse their rows. JSON columns
+    take Python values.
+    """
+    row = dict(values)
+    table = model.__table__
+    for column in table.columns:
+        default = column.default
+        if column.name in row or column.primary_key or default is None:
+            continue
+        if default.is_scalar:
+            row[column.name] = default.arg
+        elif default.is_callable:
+            row[column.name] = default.arg(None)  # SQLAlchemy wraps it to take a context
+    unknown = sorted(set(row) - set(table.columns.keys()))
+    expect(not unknown, f"{table.name} has no columns {unknown}")
+    names = list(row)
+    params = [Jsonb(row[name]) if isinstance(table.columns[name].type, JSON) else row[name]
+              for name in names]
+    statement = (f"INSERT INTO {table.name} ({', '.join(names)}) "
+                 f"VALUES ({', '.join(['%s'] * len(names))}) RETURNING id")
+    return connection.execute(statement, params).fetchone()[0]
 
 
 def server_version(conninfo: str) -> str:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +40,7 @@ for folder in (ROOT, ROOT / "bench"):
 from common import (  # noqa: E402
     bench_app,
     expect,
+    insert_model_row,
     libpq_url,
     print_summary,
     scratch_database,
@@ -51,7 +51,9 @@ from aggregation import aggregate  # noqa: E402
 from coordinator import db  # noqa: E402
 from coordinator.audit.services import Actor  # noqa: E402
 from coordinator.consensus import services  # noqa: E402
+from coordinator.guidelines.models import GuidelineVersion  # noqa: E402
 from coordinator.projects.models import Project  # noqa: E402
+from coordinator.workforces.models import Workforce  # noqa: E402
 
 BENCH = "consensus"
 TARGET_RATIO = 3.0
@@ -138,22 +140,18 @@ def load_project(conninfo: str, crowd: Crowd) -> int:
     rng = np.random.default_rng(11)
     with psycopg.connect(conninfo) as connection:
         _skip_key_checks(connection)
-        project_id = _one(connection, (
-            "INSERT INTO projects (name, description, label_classes, source_locale, redundancy, "
-            "residency_region, allowed_regions, lease_minutes, paused, created_at, updated_at) "
-            "VALUES ('bench consensus', '', %s, 'en', %s, 'global', '[]', 60, false, %s, %s) "
-            "RETURNING id"), (json.dumps(list(CLASSES)), OVERLAP, now, now))
-        version_id = _one(connection, (
-            "INSERT INTO guideline_versions (project_id, number, status, title, source_markdown, "
-            "source_locale, created_at, updated_at, published_at) "
-            "VALUES (%s, 1, 'published', 'Guide', '# Guide', 'en', %s, %s, %s) RETURNING id"),
-            (project_id, now, now, now))
-        workforce_ids = [_one(connection, (
-            "INSERT INTO workforces (kind, name, region, countries, languages, daily_capacity, "
-            "price_per_label, currency, timezone, active, created_at, updated_at) "
-            "VALUES ('vendor', %s, %s, '[]', %s, 1000000, 0.05, 'EUR', 'UTC', true, %s, %s) "
-            "RETURNING id"), (f"Vendor {region}", region, json.dumps(list(LOCALES[region])),
-                              now, now)) for region in REGIONS]
+        stamps = {"created_at": now, "updated_at": now}
+        project_id = insert_model_row(connection, Project, {
+            "name": "bench consensus", "label_classes": list(CLASSES), "source_locale": "en",
+            "redundancy": OVERLAP, "residency_region": "global", **stamps})
+        version_id = insert_model_row(connection, GuidelineVersion, {
+            "project_id": project_id, "number": 1, "status": "published", "title": "Guide",
+            "source_markdown": "# Guide", "source_locale": "en", "published_at": now, **stamps})
+        workforce_ids = [insert_model_row(connection, Workforce, {
+            "kind": "vendor", "name": f"Vendor {region}", "region": region, "countries": [],
+            "languages": list(LOCALES[region]), "daily_capacity": 1_000_000,
+            "price_per_label": "0.05", "currency": "EUR", "timezone": "UTC", "active": True,
+            **stamps}) for region in REGIONS]
 
         worker_workforce = np.arange(crowd.n_workers) % len(REGIONS)
         _copy_frame(connection, "workers", pd.DataFrame({

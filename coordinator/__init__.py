@@ -30,6 +30,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the service: settings, database, locale, logging, errors, API, probes."""
     from coordinator import api, errors, jobs, localisation, logs
     from coordinator.accounts.api import blp as accounts_blp
+    from coordinator.audit.api import blp as audit_blp
     from coordinator.config import load_settings
     from coordinator.consensus.api import blp as consensus_blp
     from coordinator.db import Database
@@ -42,6 +43,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from coordinator.projects.api import blp as projects_blp
     from coordinator.quality.api import blp as quality_blp
     from coordinator.quality.api import vendor_blp as vendor_quality_blp
+    from coordinator.reports.api import blp as reports_blp
     from coordinator.webhooks.api import blp as webhooks_blp
     from coordinator.workforces.api import blp as workforces_blp
 
@@ -67,5 +69,5 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(health_blp)
     api.init_app(app, [projects_blp, guidelines_blp, dispatch_blp, vendor_blp, workforces_blp,
                        accounts_blp, locales_blp, webhooks_blp, consensus_blp,
-                       quality_blp, vendor_quality_blp, feedback_blp])
+                       audit_blp, quality_blp, vendor_quality_blp, reports_blp, feedback_blp])
     return app

@@ -181,6 +181,43 @@ def _safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+@main.group(name="audit")
+def audit_group() -> None:
+    """Check the hash-chained audit trail."""
+
+
+@audit_group.command(name="verify")
+@click.option("--expect-head", metavar="SEQ:HASH",
+              help="A head noted down earlier; fail unless the chain still holds it.")
+def audit_verify(expect_head: str | None) -> None:
+    """Walk the audit chain; name the first edited, deleted or reordered event (exit 1)."""
+    from sqlalchemy import select
+
+    from coordinator.audit.models import AuditEvent
+    from coordinator.audit.services import verify_chain
+
+    with _session() as session:
+        verdict = verify_chain(session)
+        if verdict.problem is not None:
+            problem = verdict.problem
+            raise click.ClickException(
+                f"audit chain broken at event {problem.seq} (id {problem.event_id}), "
+                f"{problem.kind}: {problem.detail}")
+        if expect_head:
+            seq_text, _, digest = expect_head.partition(":")
+            if not seq_text.isdigit() or len(digest) != 64:
+                raise click.BadParameter("give SEQ:HASH as printed by an earlier verify",
+                                         param_hint="--expect-head")
+            stored = session.scalar(select(AuditEvent.hash).where(
+                AuditEvent.seq == int(seq_text)))
+            if stored != digest:
+                raise click.ClickException(
+                    f"audit chain broken at event {seq_text}: it no longer holds the expected "
+                    "head; the events up to it were rewritten or deleted")
+    click.echo(f"audit chain ok: {verdict.events} events; head {verdict.head_seq}:"
+               f"{verdict.head_hash}" if verdict.head_seq else "audit chain ok: no events")
+
+
 @main.command("create-admin")
 @click.argument("name")
 def create_admin(name: str) -> None:

@@ -167,6 +167,8 @@ DEFAULTS: dict[str, Setting] = {
         60, _integer(0, 86400), "period of the lease-expiry sweep; 0 turns it off"),
     "WEBHOOK_SWEEP_SECONDS": Setting(
         30, _integer(0, 86400), "period of the webhook delivery sweep; 0 turns it off"),
+    "REPORT_LINK_SECONDS": Setting(
+        3600, _integer(60, 604800), "lifetime of a signed link to a report page or CSV download"),
     "EXPORT_LOCATION": Setting(
         "", _export_location,
         "folder or s3://bucket/prefix for training datasets and outputs; default instance/exports"),

@@ -1,11 +1,12 @@
-"""The audit trail: one append-only event per state change."""
+"""The audit trail: one append-only event per state change, each linked to the one before
+by its hash (see ``coordinator.audit.chain``)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import BigInteger, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from coordinator.db import Base, BigId, JsonDocument, UTCDateTime, utcnow
@@ -29,3 +30,9 @@ class AuditEvent(Base):
     after: Mapped[dict[str, Any] | None] = mapped_column(JsonDocument)
     #: the request that made the change, to join with the access logs
     request_id: Mapped[str | None] = mapped_column(String(64))
+    #: position in the chain: 1, 2, 3 ... with no gaps, in the order events were appended
+    seq: Mapped[int] = mapped_column(BigInteger, unique=True)
+    #: ``hash`` of the event at ``seq - 1`` (64 zeros for the first)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    #: SHA-256 of this event's canonical form and ``prev_hash``
+    hash: Mapped[str] = mapped_column(String(64))

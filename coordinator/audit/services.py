@@ -1,15 +1,29 @@
-"""Write audit events; every service that changes state calls ``record``."""
+"""Write audit events; every service that changes state calls ``record``.
+
+``record`` appends the event to the hash chain at once, in the caller's transaction: on
+PostgreSQL it first takes a transaction-scoped advisory lock, so transactions that record
+events append one at a time and each reads the tail its predecessor committed (READ
+COMMITTED gives every statement a fresh snapshot; the lock is released by the commit or
+rollback). The lock is held from the first event to the commit, so services record once
+per batch and late in their work. SQLite lets one writer at a time hold its database, and
+the unique ``seq`` turns any fork of the chain into an error rather than a silent branch.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from flask_babel import gettext
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
+from coordinator.audit import chain
 from coordinator.audit.models import AuditEvent
+from coordinator.db import utcnow
 
 
 @dataclass(frozen=True)
@@ -51,18 +65,29 @@ def record(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Add an audit event for a change the caller is about to commit."""
-    event = AuditEvent(
-        actor_id=actor.account_id,
-        action=action,
-        subject_type=subject_type,
-        subject_id=str(subject_id),
-        before=_plain(before) if before is not None else None,
-        after=_plain(after) if after is not None else None,
-        request_id=actor.request_id,
-    )
-    session.add(event)
-    return event
+    """Append an audit event, chained to the last one, for a change the caller will commit."""
+    values: dict[str, Any] = {
+        "occurred_at": utcnow(),
+        "actor_id": actor.account_id,
+        "action": action,
+        "subject_type": subject_type,
+        "subject_id": str(subject_id),
+        "before": _plain(before) if before is not None else None,
+        "after": _plain(after) if after is not None else None,
+        "request_id": actor.request_id,
+    }
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": chain.LOCK_KEY})
+    tail = connection.execute(select(AuditEvent.seq, AuditEvent.hash)
+                              .order_by(AuditEvent.seq.desc()).limit(1)).first()
+    seq, prev_hash = (tail[0] + 1, tail[1]) if tail is not None else (1, chain.GENESIS)
+    values.update(seq=seq, prev_hash=prev_hash, hash=chain.event_hash(values, prev_hash))
+    # A Core insert on the session's connection: the row is in the transaction now, for the
+    # next event's tail read, without flushing the caller's half-built objects.
+    event_id = connection.execute(insert(AuditEvent.__table__).values(**values)
+                                  .returning(AuditEvent.id)).scalar_one()
+    return AuditEvent(id=event_id, **values)
 
 
 def apply_changes(
@@ -83,3 +108,75 @@ def apply_changes(
     after = snapshot(obj, fields)
     if after != before:
         record(session, actor, action, subject_type, obj.id, before=before, after=after)
+
+
+# --- reading and verifying -------------------------------------------------------------------
+
+#: Events read per round trip while verifying.
+_VERIFY_BATCH = 10_000
+_CHAIN_COLUMNS = (AuditEvent.id, AuditEvent.seq, AuditEvent.prev_hash, AuditEvent.hash,
+                  AuditEvent.occurred_at, AuditEvent.actor_id, AuditEvent.action,
+                  AuditEvent.subject_type, AuditEvent.subject_id, AuditEvent.before,
+                  AuditEvent.after, AuditEvent.request_id)
+
+
+def list_events(session: Session, *, offset: int, limit: int, actor_id: int | None = None,
+                action: str | None = None, subject_type: str | None = None,
+                subject_id: str | None = None, since: datetime | None = None,
+                until: datetime | None = None) -> tuple[list[AuditEvent], int]:
+    """Return one page of events matching every filter given, in chain order, and the total.
+
+    ``action`` ending in ``.*`` matches every action under that prefix (``project.*``);
+    ``since`` is inclusive and ``until`` exclusive.
+    """
+    conditions = []
+    if actor_id is not None:
+        conditions.append(AuditEvent.actor_id == actor_id)
+    if action is not None:
+        conditions.append(AuditEvent.action.startswith(action[:-1], autoescape=True)
+                          if action.endswith(".*") else AuditEvent.action == action)
+    if subject_type is not None:
+        conditions.append(AuditEvent.subject_type == subject_type)
+    if subject_id is not None:
+        conditions.append(AuditEvent.subject_id == subject_id)
+    if since is not None:
+        conditions.append(AuditEvent.occurred_at >= since)
+    if until is not None:
+        conditions.append(AuditEvent.occurred_at < until)
+    total = session.scalar(select(func.count()).select_from(AuditEvent).where(*conditions))
+    page = session.scalars(select(AuditEvent).where(*conditions).order_by(AuditEvent.seq)
+                           .offset(offset).limit(limit))
+    return list(page), total or 0
+
+
+def _chain_rows(session: Session) -> Iterator[dict[str, Any]]:
+    """Yield every event's chain fields in seq order, a batch per query."""
+    after = 0
+    while True:
+        rows = session.execute(select(*_CHAIN_COLUMNS).where(AuditEvent.seq > after)
+                               .order_by(AuditEvent.seq).limit(_VERIFY_BATCH)).all()
+        for row in rows:
+            yield dict(row._mapping)
+        if len(rows) < _VERIFY_BATCH:
+            return
+        after = rows[-1].seq
+
+
+def verify_chain(session: Session) -> chain.Verdict:
+    """Walk the whole chain and return the first edited, deleted or reordered event, if any."""
+    def find_seq(digest: str) -> int | None:
+        return session.scalar(select(AuditEvent.seq).where(AuditEvent.hash == digest).limit(1))
+
+    return chain.verify(_chain_rows(session), find_seq)
+
+
+def describe(problem: chain.Problem) -> str:
+    """Return a reader's sentence for the first break in the chain."""
+    if problem.kind == "edited":
+        return gettext("Audit event %(seq)s (id %(id)s) does not match its hash: it was "
+                       "edited.", seq=problem.seq, id=problem.event_id)
+    if problem.kind == "reordered":
+        return gettext("Audit event %(seq)s (id %(id)s) is not chained after the event before "
+                       "it: events were reordered.", seq=problem.seq, id=problem.event_id)
+    return gettext("Audit events before event %(seq)s (id %(id)s) are missing: events were "
+                   "deleted.", seq=problem.seq, id=problem.event_id)

@@ -143,7 +143,8 @@ def _reuse_key(method: str, options: dict[str, Any], classes: Sequence[str],
 # --- reading the inputs ----------------------------------------------------------------------
 
 
-def _postgres(session: Session) -> bool:
+def is_postgres(session: Session) -> bool:
+    """Return whether the session talks to PostgreSQL (packed reads, binary COPY)."""
     return session.get_bind().dialect.name == "postgresql"
 
 
@@ -163,7 +164,7 @@ _GROUP_COLUMNS: dict[str, tuple[str, str]] = {
 }
 
 
-def _class_position(column: str, classes: Sequence[str]) -> tuple[str, str, list[Any]]:
+def class_position(column: str, classes: Sequence[str]) -> tuple[str, str, list[Any]]:
     """Return SQL for the position from 1 of ``column`` in ``classes`` (0: none), the join it
     needs and their parameters."""
     if len(classes) <= _CASE_CLASSES:
@@ -175,13 +176,14 @@ def _class_position(column: str, classes: Sequence[str]) -> tuple[str, str, list
             [list(classes)])
 
 
-def _packed_arrays(session: Session, statement: str, params: Sequence[Any]) -> tuple[Any, ...]:
+def packed_arrays(session: Session, statement: str, params: Sequence[Any]) -> tuple[Any, ...]:
     """Run a one-row query of packed columns (bytea) and return them, None for no rows."""
     with _driver_connection(session).cursor(binary=True) as cursor:
         return tuple(cursor.execute(statement, list(params)).fetchone())
 
 
-def _unpack(data: bytes | None, dtype: str, into: type = np.int64) -> np.ndarray:
+def unpack(data: bytes | None, dtype: str, into: type = np.int64) -> np.ndarray:
+    """Return a packed column (None: no rows) as an array of ``into``."""
     return np.frombuffer(data or b"", dtype=dtype).astype(into)
 
 
@@ -199,7 +201,7 @@ class _Labels:
 def _read_labels(session: Session, project_id: int, classes: Sequence[str],
                  groups: Sequence[str] = ()) -> _Labels:
     """Read the project's counted labels, with the grouping columns ``groups``."""
-    reader = _read_labels_postgres if _postgres(session) else _read_labels_plain
+    reader = _read_labels_postgres if is_postgres(session) else _read_labels_plain
     return reader(session, project_id, classes, groups)
 
 
@@ -213,7 +215,7 @@ def _read_labels_postgres(session: Session, project_id: int, classes: Sequence[s
     aggregate sees the rows in the same order. One bytea holds at most 1 GB: 134 million
     labels.
     """
-    code, join, params = _class_position("l.value", classes)
+    code, join, params = class_position("l.value", classes)
     packed = ["string_agg(int8send(l.task_id), ''::bytea)",
               "string_agg(int8send(l.worker_id), ''::bytea)",
               f"string_agg(int2send(({code})::int2), ''::bytea)"]
@@ -225,16 +227,16 @@ def _read_labels_postgres(session: Session, project_id: int, classes: Sequence[s
         join += " JOIN workforces AS w ON w.id = l.workforce_id"
     statement = (f"SELECT {', '.join(packed)} FROM labels AS l {join} "
                  "WHERE l.project_id = %s AND l.counted")
-    task, worker, position, *extra = _packed_arrays(session, statement, [*params, project_id])
+    task, worker, position, *extra = packed_arrays(session, statement, [*params, project_id])
     columns = {}
     for name, data in zip(groups, extra, strict=True):
         if _GROUP_COLUMNS[name][1] == "int8":
-            columns[name] = _unpack(data, ">i8")
+            columns[name] = unpack(data, ">i8")
         else:
             columns[name] = np.array(bytes(data).decode().split("\n") if data else [],
                                      dtype=object)
-    return _Labels(_unpack(task, ">i8"), _unpack(worker, ">i8"),
-                   _unpack(position, ">i2", np.int16), columns)
+    return _Labels(unpack(task, ">i8"), unpack(worker, ">i8"),
+                   unpack(position, ">i2", np.int16), columns)
 
 
 def _read_labels_plain(session: Session, project_id: int, classes: Sequence[str],
@@ -399,7 +401,7 @@ def run_consensus(session: Session, actor: Actor, project_id: int,
         tasks=result.n_tasks, workers=len(workers), ties=len(result.ties),
         iterations=int(result.iterations), converged=result.converged,
         gold_used=result.gold_used, gold_held_out=result.gold_held_out,
-        gold_accuracy=_number(result.gold_accuracy), created_by_id=actor.account_id)
+        gold_accuracy=json_number(result.gold_accuracy), created_by_id=actor.account_id)
     try:
         with session.begin_nested():
             session.add(run)
@@ -420,7 +422,7 @@ def run_consensus(session: Session, actor: Actor, project_id: int,
     return RunOutcome(run, reused=False)
 
 
-def _number(value: Any) -> float | None:
+def json_number(value: Any) -> float | None:
     """Return a float, or None for NaN and None (JSON has no NaN)."""
     if value is None:
         return None
@@ -455,7 +457,7 @@ def _task_rows(inputs: Inputs, result: AggregationResult) -> _TaskRows:
 def _store_tasks(session: Session, run: ConsensusRun, inputs: Inputs,
                  result: AggregationResult) -> None:
     rows = _task_rows(inputs, result)
-    if _postgres(session):
+    if is_postgres(session):
         _copy_tasks(session, run, rows)
         return
     session.execute(insert(TaskConsensus.__table__), [
@@ -538,7 +540,7 @@ def _worker_table(session: Session, inputs: Inputs, result: AggregationResult
     workforce_of = dict(session.execute(
         select(Worker.id, Worker.workforce_id).where(Worker.id.in_(workers.tolist()))).all())
     return [{"worker_id": int(worker), "workforce_id": workforce_of[int(worker)],
-             "skill": _number(skills[i]),
+             "skill": json_number(skills[i]),
              "confusion": confusions[i] if confusions is not None else None,
              "labels": int(labels[i]), "gold_answers": int(gold_answers[i]),
              "gold_correct": int(gold_correct[i])}
@@ -621,16 +623,16 @@ def worker_results(session: Session, project_id: int, run_id: int, *, offset: in
 # --- agreement -------------------------------------------------------------------------------
 
 
-def _consensus_labels(session: Session, run: ConsensusRun) -> pd.Series:
+def consensus_labels(session: Session, run: ConsensusRun) -> pd.Series:
     """Return the run's label per task."""
-    if _postgres(session):
-        code, join, params = _class_position("t.label", run.classes)
-        task, position = _packed_arrays(session, (
+    if is_postgres(session):
+        code, join, params = class_position("t.label", run.classes)
+        task, position = packed_arrays(session, (
             "SELECT string_agg(int8send(t.task_id), ''::bytea), "
             f"string_agg(int2send(({code})::int2), ''::bytea) "
             f"FROM task_consensus AS t {join} WHERE t.run_id = %s"), [*params, run.id])
-        tasks = _unpack(task, ">i8")
-        labels = np.asarray(run.classes, dtype=object)[_unpack(position, ">i2", np.intp) - 1]
+        tasks = unpack(task, ">i8")
+        labels = np.asarray(run.classes, dtype=object)[unpack(position, ">i2", np.intp) - 1]
     else:
         rows = session.connection().execute(select(TaskConsensus.task_id, TaskConsensus.label)
                                             .where(TaskConsensus.run_id == run.id)).all()
@@ -638,7 +640,8 @@ def _consensus_labels(session: Session, run: ConsensusRun) -> pd.Series:
     return pd.Series(labels, index=pd.Index(tasks, name="task", dtype=np.int64), dtype=object)
 
 
-def _newest_run(session: Session, project_id: int) -> ConsensusRun | None:
+def newest_run(session: Session, project_id: int) -> ConsensusRun | None:
+    """Return the project's newest run, or None before its first."""
     return session.scalar(select(ConsensusRun).where(ConsensusRun.project_id == project_id)
                           .order_by(ConsensusRun.id.desc()).limit(1))
 
@@ -647,7 +650,7 @@ def _plain(value: Any) -> Any:
     if isinstance(value, np.integer):
         return int(value)
     if isinstance(value, (float, np.floating)):
-        return _number(value)
+        return json_number(value)
     return value
 
 
@@ -670,7 +673,7 @@ def agreement(session: Session, project_id: int, run_id: int | None = None,
             "Group by %(groups)s, not %(value)s.", groups=", ".join(AGREEMENT_GROUPS),
             value=", ".join(unknown))]})
     project = get_project(session, project_id)
-    run = get_run(session, project_id, run_id) if run_id is not None else _newest_run(
+    run = get_run(session, project_id, run_id) if run_id is not None else newest_run(
         session, project_id)
     classes = tuple(project.label_classes)
     labels = _read_labels(session, project.id, classes, [b for b in by if b != "worker"])
@@ -684,7 +687,7 @@ def agreement(session: Session, project_id: int, run_id: int | None = None,
         Task.project_id == project.id, Task.gold.in_(project.label_classes))).all()
     gold = pd.Series([g for _, g in gold_rows], index=pd.Index([t for t, _ in gold_rows],
                                                                 name="task"), dtype=object)
-    consensus = _consensus_labels(session, run) if run is not None else None
+    consensus = consensus_labels(session, run) if run is not None else None
     groups: list[dict[str, Any]] = []
     if not frame.empty:
         report = agreement_report(frame, by or None, gold=gold, consensus=consensus,
