@@ -40,6 +40,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from coordinator.health import blp as health_blp
     from coordinator.labels.api import blp as vendor_blp
     from coordinator.locales.api import blp as locales_blp
+    from coordinator.mturk.api import blp as mturk_blp
+    from coordinator.mturk.pages import pages as mturk_pages
     from coordinator.projects.api import blp as projects_blp
     from coordinator.quality.api import blp as quality_blp
     from coordinator.quality.api import vendor_blp as vendor_quality_blp
@@ -67,7 +69,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     logs.init_app(app)
     errors.init_app(app)
     app.register_blueprint(health_blp)
+    app.register_blueprint(mturk_pages)
     api.init_app(app, [projects_blp, guidelines_blp, dispatch_blp, vendor_blp, workforces_blp,
                        accounts_blp, locales_blp, webhooks_blp, consensus_blp,
-                       audit_blp, quality_blp, vendor_quality_blp, reports_blp, feedback_blp])
+                       audit_blp, quality_blp, vendor_quality_blp, mturk_blp,
+                       reports_blp, feedback_blp])
     return app

@@ -667,6 +667,119 @@ def _format_report(report: Any, output_format: str) -> str:
         + "\n"
 
 
+@main.group(name="mturk")
+def mturk_group() -> None:
+    """Mechanical Turk: publish HITs, poll results, clean up, reconcile with MTurk."""
+
+
+@mturk_group.command(name="publish")
+@click.option("--project", "project_id", type=int, required=True, help="Project id.")
+@click.option("--workforce", "workforce_id", type=int, required=True, help="MTurk workforce id.")
+@click.option("--limit", type=click.IntRange(min=1), help="Create at most this many HITs.")
+def mturk_publish(project_id: int, workforce_id: int, limit: int | None) -> None:
+    """Create HITs for a project's offered MTurk assignments, if the balance covers them."""
+    from flask import current_app
+
+    from coordinator.audit.services import Actor
+    from coordinator.errors import CoordinatorError
+    from coordinator.mturk import services
+
+    with _session() as session:
+        config = current_app.config
+        try:
+            page = services.worker_page_url(
+                config["MTURK_WORKER_PAGE_URL"],
+                production=config["MTURK_PRODUCTION"] and not config["MTURK_SANDBOX"])
+            result = services.publish(session, Actor.system(), services.client_for_app(),
+                                      project_id, workforce_id, page_url=page, limit=limit)
+        except CoordinatorError as exc:
+            raise click.ClickException(str(exc.detail or exc.title)) from None
+        session.commit()  # what was created stays recorded even when the batch stopped
+        click.echo(f"created {len(result.created)} HIT(s) of {result.planned} planned, "
+                   f"{result.adopted} replacement(s) put back into their HIT, cost {result.cost} USD")
+        if result.failure:
+            failure = result.failure
+            raise click.ClickException(
+                f"stopped at task {failure['task_id']}: MTurk {failure['operation']} "
+                f"{failure['code']}: {failure['message']}; run the command again to finish")
+
+
+@mturk_group.command(name="poll")
+def mturk_poll() -> None:
+    """Fetch submitted work, record labels once, approve or reject under each project's policy."""
+    from coordinator.mturk import services
+
+    with _session() as session:
+        result = services.poll(session, services.client_for_app())
+        session.commit()
+        click.echo(f"{result.hits} HIT(s) polled: {result.recorded} label(s) recorded, "
+                   f"{result.invalid} not counted, {result.approved} approved, "
+                   f"{result.rejected} rejected, {result.discrepancies} answer(s) differing "
+                   "from the stored label")
+        for error in result.errors:
+            click.echo(f"failed: {error}", err=True)
+
+
+@mturk_group.command(name="cleanup")
+def mturk_cleanup() -> None:
+    """Expire HITs whose work was cancelled and delete finished or expired ones."""
+    from coordinator.audit.services import Actor
+    from coordinator.mturk import services
+
+    with _session() as session:
+        result = services.cleanup(session, Actor.system(), services.client_for_app())
+        session.commit()
+        click.echo(f"expired {len(result.expired)}, deleted {len(result.deleted)}, "
+                   f"kept {len(result.kept)}")
+        for hit_id, why in result.kept.items():
+            click.echo(f"kept {hit_id}: {why}", err=True)
+
+
+@mturk_group.command(name="reconcile")
+def mturk_reconcile() -> None:
+    """List HITs on MTurk we do not know, and ours MTurk does not have live (exit 1 if any)."""
+    from coordinator.mturk import services
+
+    with _session() as session:
+        found = services.reconcile(session, services.client_for_app())
+    for hit_id in found.unknown:
+        click.echo(f"unknown to us: {hit_id}")
+    for entry in found.not_live:
+        click.echo(f"not live on MTurk: {entry['hit_id']} ({entry['mturk_status']})")
+    if found.unknown or found.not_live:
+        sys.exit(1)
+    click.echo("MTurk and we agree.")
+
+
+@mturk_group.command(name="sync-qualification")
+@click.option("--workforce", "workforce_id", type=int, required=True, help="MTurk workforce id.")
+def mturk_sync_qualification(workforce_id: int) -> None:
+    """Give the block qualification to blocked workers, take it from those whose block was lifted."""
+    from coordinator.audit.services import Actor
+    from coordinator.errors import CoordinatorError
+    from coordinator.mturk import services
+    from integrations.mturk.client import MTurkError
+
+    with _session() as session:
+        try:
+            changes = services.sync_block_qualification(session, Actor.system(), workforce_id,
+                                                        services.client_for_app())
+        except MTurkError as exc:
+            raise click.ClickException(f"MTurk {exc.operation} {exc.code}: {exc.message}; "
+                                       "run the command again") from None
+        except CoordinatorError as exc:
+            raise click.ClickException(str(exc.detail or exc.title)) from None
+        session.commit()
+    click.echo(f"blocked {len(changes['blocked'])}, unblocked {len(changes['unblocked'])}")
+    for worker in changes["blocked"]:
+        click.echo(f"blocked: {worker}")
+    for worker in changes["unblocked"]:
+        click.echo(f"unblocked: {worker}")
+
+
+# --- export, train and feedback: the training job and its way back -------------------------
+
+
 def _fail_on_errors(step: Any) -> Any:
     """Run ``step()``, turning the service's errors into a ClickException."""
     from coordinator.errors import CoordinatorError

@@ -167,11 +167,27 @@ DEFAULTS: dict[str, Setting] = {
         60, _integer(0, 86400), "period of the lease-expiry sweep; 0 turns it off"),
     "WEBHOOK_SWEEP_SECONDS": Setting(
         30, _integer(0, 86400), "period of the webhook delivery sweep; 0 turns it off"),
-    "REPORT_LINK_SECONDS": Setting(
-        3600, _integer(60, 604800), "lifetime of a signed link to a report page or CSV download"),
     "EXPORT_LOCATION": Setting(
         "", _export_location,
         "folder or s3://bucket/prefix for training datasets and outputs; default instance/exports"),
+    "MTURK_SANDBOX": Setting(
+        True, _boolean, "use the MTurk requester sandbox; production needs this off and MTURK_PRODUCTION on"),
+    "MTURK_PRODUCTION": Setting(
+        False, _boolean, "explicitly allow real MTurk HITs and payments (with MTURK_SANDBOX off)"),
+    "MTURK_ENDPOINT_URL": Setting(
+        "", _url_with_scheme(("http", "https")), "MTurk endpoint override, e.g. a local stand-in"),
+    "MTURK_RETRY_ATTEMPTS": Setting(
+        5, _integer(1, 20), "attempts per MTurk call on throttling and service faults"),
+    "MTURK_BACKOFF_MS": Setting(
+        500, _integer(1, 60000), "first MTurk retry waits up to this many ms, doubling each time"),
+    "MTURK_WORKER_PAGE_URL": Setting(
+        "", _url_with_scheme(("http", "https")), "public base URL MTurk's frame loads /mturk/task from"),
+    "MTURK_TOKEN_SECONDS": Setting(
+        7200, _integer(60, 604800), "lifetime of the worker page's signed item token"),
+    "REPORT_LINK_SECONDS": Setting(
+        3600, _integer(60, 604800), "lifetime of a signed link to a report page or CSV download"),
+    "MTURK_POLL_SECONDS": Setting(
+        0, _integer(0, 86400), "period of the MTurk results poll, e.g. 300; 0 (default) turns it off"),
 }
 
 

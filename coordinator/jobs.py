@@ -68,6 +68,25 @@ def deliver_webhooks(session: Session) -> int:
     return deliver_due(session, sender, **options)
 
 
+def mturk_poll(session: Session) -> Any:
+    """Fetch MTurk's submitted work, record labels once and review them; what was done.
+
+    Then the block qualification of each MTurk workforce whose blocks or workers changed
+    since its last sync is brought in line, so a blocked worker is kept from new HITs
+    within a poll and one whose block was lifted gets them back.
+    """
+    from dataclasses import asdict
+
+    from coordinator.mturk.services import client_for_app, poll, sync_changed_block_qualifications
+
+    client = client_for_app()
+    outcome = poll(session, client)
+    synced = sync_changed_block_qualifications(session, client)
+    if not (outcome or outcome.errors or synced["blocked"] or synced["unblocked"] or synced["errors"]):
+        return 0
+    return {**asdict(outcome), "qualification": synced}
+
+
 def training_fit(session: Session, training_run_id: int) -> str:
     """Run a recorded training run (dataset in, predictions out); its status at the end.
 
@@ -83,6 +102,7 @@ def training_fit(session: Session, training_run_id: int) -> str:
 JOBS: dict[str, Callable[..., Any]] = {
     "expire_leases": expire_leases,
     "deliver_webhooks": deliver_webhooks,
+    "mturk_poll": mturk_poll,
     "training.fit": training_fit,
 }
 
@@ -95,6 +115,7 @@ FOLLOW_UPS: dict[str, str] = {
 SWEEPS: dict[str, str] = {
     "expire_leases": "LEASE_SWEEP_SECONDS",
     "deliver_webhooks": "WEBHOOK_SWEEP_SECONDS",
+    "mturk_poll": "MTURK_POLL_SECONDS",
 }
 
 #: Where each task goes; the training queue's tasks arrive with the GPU job.

@@ -23,6 +23,15 @@ from coordinator.guidelines.models import (
     SegmentTranslation,
 )
 from coordinator.labels.models import IdempotentRequest, Label
+from coordinator.mturk.models import (
+    MTurkAssignment,
+    MTurkBonus,
+    MTurkHit,
+    MTurkHitSlot,
+    MTurkHitType,
+    MTurkQualificationSync,
+    MTurkSettings,
+)
 from coordinator.projects.models import Project, Task
 from coordinator.quality.models import ReviewItem, ReviewVerdict, WorkerBlock
 from coordinator.webhooks.models import WebhookDelivery
@@ -30,9 +39,10 @@ from coordinator.workforces.models import Workforce
 
 __all__ = [
     "Account", "ApiToken", "Assignment", "AuditEvent", "Base", "ConsensusRun", "DispatchRun",
-    "GuidelineSegment", "GuidelineVersion", "IdempotentRequest", "Label", "ModelAgreement",
-    "PredictionFlag", "PredictionImport", "Project", "TrainingRun",
+    "GuidelineSegment", "GuidelineVersion", "IdempotentRequest", "Label", "MTurkAssignment",
+    "MTurkBonus", "MTurkHit", "MTurkHitSlot", "MTurkHitType", "MTurkQualificationSync",
+    "MTurkSettings", "ModelAgreement", "PredictionFlag", "PredictionImport", "Project",
     "ReviewItem", "ReviewVerdict", "RoutingDecision", "SegmentTranslation", "Task",
-    "TaskConsensus", "TaskWorker", "WebhookDelivery", "Worker", "WorkerBlock", "WorkerSkill",
-    "Workforce",
+    "TaskConsensus", "TaskWorker", "TrainingRun", "WebhookDelivery", "Worker", "WorkerBlock",
+    "WorkerSkill", "Workforce",
 ]
