@@ -235,3 +235,28 @@ def chromium() -> Iterator[Any]:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+@pytest.fixture
+def seeder(app: Flask, world: World, project_id: int) -> Any:
+    """Writes tasks, workers, assignments and labels of the project straight through the models."""
+    from tests.crowd import Seeder
+
+    return Seeder(app, world, project_id)
+
+
+@pytest.fixture
+def crowd(seeder: Any, project_id: int) -> str:
+    """The project with tests.crowd's counted labels, gold on t1-t3, two labels kept aside."""
+    from tests.crowd import ASIDE, CROWD, GOLD
+
+    seeder.add(CROWD, gold=GOLD, aside=ASIDE)
+    return f"/api/v1/projects/{project_id}"
+
+
+@pytest.fixture
+def run_id(world: World, crowd: str) -> int:
+    """A Dawid-Skene consensus run over the crowd, made by the manager."""
+    response = world.post("manager", f"{crowd}/consensus", json={})
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()["id"]

@@ -15,7 +15,7 @@ from coordinator.cli import main
 from coordinator.consensus import services as consensus
 from coordinator.feedback import services
 from integrations.storage import S3Storage, download, open_storage
-from tests.integration.test_consensus import CROWD, GOLD, Seeder
+from tests.crowd import CROWD, GOLD, Seeder
 from training.dataset import read_dataset
 
 

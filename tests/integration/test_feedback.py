@@ -21,8 +21,8 @@ from coordinator.dispatch.models import Assignment
 from coordinator.feedback import services
 from coordinator.feedback.models import PredictionFlag, PredictionImport, TrainingRun
 from coordinator.workforces import services as workforces
+from tests.crowd import CROWD, GOLD, Seeder
 from tests.helpers import assert_invalid, audit_events, count_rows
-from tests.integration.test_consensus import CROWD, GOLD, Seeder
 from training.outputs import write_outputs
 
 CLASSES = ["positive", "negative", "neutral"]

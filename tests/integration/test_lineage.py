@@ -2,21 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-
-from tests.integration import test_consensus
-from tests.integration.test_consensus import ASIDE, CROWD
-
-# The consensus tests' project with labels, shared as fixtures.
-seeder = test_consensus.seeder
-crowd = test_consensus.crowd
-
-
-@pytest.fixture
-def run_id(world, crowd):
-    response = world.post("manager", f"{crowd}/consensus", json={})
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()["id"]
+from tests.crowd import ASIDE, CROWD
 
 
 def _url(project_id, run_id, task_id):

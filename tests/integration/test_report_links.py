@@ -6,23 +6,11 @@ import time
 from types import SimpleNamespace
 from urllib.parse import parse_qs, urlsplit
 
-import pytest
 from sqlalchemy import update
 
 from coordinator import db
 from coordinator.accounts.models import Account
 from tests.helpers import assert_invalid
-from tests.integration import test_consensus
-
-seeder = test_consensus.seeder
-crowd = test_consensus.crowd
-
-
-@pytest.fixture
-def run_id(world, crowd):
-    response = world.post("manager", f"{crowd}/consensus", json={})
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()["id"]
 
 
 def _links(world, project_id, who="auditor", **query):

@@ -13,17 +13,6 @@ from coordinator.feedback.models import (
     PredictionImport,
     TrainingRun,
 )
-from tests.integration import test_consensus
-
-seeder = test_consensus.seeder
-crowd = test_consensus.crowd
-
-
-@pytest.fixture
-def run_id(world, crowd):
-    response = world.post("manager", f"{crowd}/consensus", json={})
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()["id"]
 
 
 @pytest.fixture

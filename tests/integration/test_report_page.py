@@ -5,20 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 
-import pytest
-
-from tests.integration import test_consensus
-
-seeder = test_consensus.seeder
-crowd = test_consensus.crowd
-
-
-@pytest.fixture
-def run_id(world, crowd):
-    response = world.post("manager", f"{crowd}/consensus", json={})
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()["id"]
-
 
 def _inside(page, selector):
     """Whether the element's content fits its box (nothing pokes out sideways)."""

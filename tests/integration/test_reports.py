@@ -15,13 +15,8 @@ from coordinator import db
 from coordinator.labels.models import Label
 from coordinator.reports.rendering import TABLES
 from coordinator.reports.services import labels_fingerprint
+from tests.crowd import CROWD
 from tests.helpers import assert_invalid
-from tests.integration import test_consensus
-from tests.integration.test_consensus import CROWD
-
-# The consensus tests' project with labels, shared as fixtures.
-seeder = test_consensus.seeder
-crowd = test_consensus.crowd
 
 EARLY = datetime(2026, 3, 1, 12, tzinfo=timezone.utc)
 
