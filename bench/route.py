@@ -121,11 +121,12 @@ INSERT_SQL = f"INSERT INTO assignments ({', '.join(COLUMNS)}) VALUES ({', '.join
 
 def empty(conninfo: str, *, runs: bool) -> None:
     """Remove the assignments (and the runs and decisions) so the next measurement starts clean."""
-    # Labels, worker claims and webhook deliveries refer to assignments; they are empty here.
+    # Everything else that refers to assignments (labels, claims, deliveries, HIT slots, review
+    # items) is empty in the benchmark's database; CASCADE keeps this true as tables are added.
     tables = ["assignments", "labels", "task_workers", "webhook_deliveries"]
     tables += ["routing_decisions", "dispatch_runs"] if runs else []
     with psycopg.connect(conninfo, autocommit=True) as connection:
-        connection.execute(f"TRUNCATE {', '.join(tables)}")
+        connection.execute(f"TRUNCATE {', '.join(tables)} CASCADE")
         for table in tables:
             connection.execute(f"VACUUM ANALYZE {table}")
 
