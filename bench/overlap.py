@@ -76,7 +76,7 @@ def dynamic(truth: np.ndarray, who: np.ndarray, answer: np.ndarray) -> tuple[flo
         accuracy, posteriors = score(frame(who, answer, depth), truth)
         confidence = posteriors.max(axis=1).reindex(range(len(truth))).to_numpy()
         plan = plan_overlap((TaskState(t, confidence[t], int(depth[t]), int(depth[t]), 0)
-                             for t in range(len(truth))), TARGET, MAX_OVERLAP)
+                             for t in range(len(truth))), TARGET, MAX_OVERLAP, REDUNDANCY)
         if not plan.extra:
             return accuracy, int(depth.sum()), rounds
         depth[plan.extra] += 1

@@ -33,7 +33,7 @@ from coordinator.mturk.models import (
     MTurkSettings,
 )
 from coordinator.projects.models import Project, Task
-from coordinator.quality.models import ReviewItem, ReviewVerdict, WorkerBlock
+from coordinator.quality.models import OverlapStop, ReviewItem, ReviewVerdict, WorkerBlock
 from coordinator.webhooks.models import WebhookDelivery
 from coordinator.workforces.models import Workforce
 
@@ -41,7 +41,7 @@ __all__ = [
     "Account", "ApiToken", "Assignment", "AuditEvent", "Base", "ConsensusRun", "DispatchRun",
     "GuidelineSegment", "GuidelineVersion", "IdempotentRequest", "Label", "MTurkAssignment",
     "MTurkBonus", "MTurkHit", "MTurkHitSlot", "MTurkHitType", "MTurkQualificationSync",
-    "MTurkSettings", "ModelAgreement", "PredictionFlag", "PredictionImport", "Project",
+    "MTurkSettings", "ModelAgreement", "OverlapStop", "PredictionFlag", "PredictionImport", "Project",
     "ReviewItem", "ReviewVerdict", "RoutingDecision", "SegmentTranslation", "Task",
     "TaskConsensus", "TaskWorker", "TrainingRun", "WebhookDelivery", "Worker", "WorkerBlock",
     "WorkerSkill", "Workforce",

@@ -85,10 +85,11 @@ class ReviewIn(Schema):
     reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500))
 
 
-class AssignmentOut(Schema):
+class VendorAssignmentOut(Schema):
+    """An assignment as its vendor sees it: no internal task id (ids would set gold apart)."""
+
     id = fields.Integer()
     project_id = fields.Integer()
-    task_id = fields.Integer()
     workforce_id = fields.Integer()
     status = fields.String()
     price = fields.Decimal(as_string=True)
@@ -99,6 +100,10 @@ class AssignmentOut(Schema):
     lease_expires_at = fields.DateTime(allow_none=True)
     submitted_at = fields.DateTime(allow_none=True)
     review_reason = fields.String(allow_none=True)
+
+
+class AssignmentOut(VendorAssignmentOut):
+    task_id = fields.Integer()
 
 
 class LeaseIn(Schema):

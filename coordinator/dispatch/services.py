@@ -23,7 +23,8 @@ from coordinator.errors import Conflict, InvalidInput, NotFound
 from coordinator.guidelines.services import latest_published
 from coordinator.projects.models import Project, Task
 from coordinator.projects.services import get_project
-from coordinator.quality.gold import gold_task_ids, interleave, mix_gold
+from coordinator.quality.gold import gold_task_ids, mix_gold, shuffle_rows
+from coordinator.quality.stops import settled_task_ids
 from coordinator.webhooks.services import announce
 from coordinator.workforces.models import Workforce
 
@@ -138,11 +139,14 @@ def dispatch(session: Session, actor: Actor, project_id: int, task_filter: dict[
 
     With a gold rate above zero, gold tasks are not routed for redundancy: they are mixed
     into each workforce's new work at that rate instead (see coordinator.quality.gold).
+    Tasks that dynamic overlap stopped or sent to review get nothing more here: a quality
+    round decides their work (see coordinator.quality.services).
     """
     project, guideline, router = _begin(session, project_id, rates)
     tasks = _selected_tasks(session, project.id, task_filter)
     gold = gold_task_ids(session, project.id) if project.gold_rate > 0 else set()
-    regular = [task for task in tasks if task.id not in gold]
+    settled = settled_task_ids(session, project.id)
+    regular = [task for task in tasks if task.id not in gold and task.id not in settled]
     holding = _live_counts(session, [task.id for task in regular])
     decisions: list[tuple[Any, Any, int]] = []
     for task in regular:
@@ -243,7 +247,7 @@ def _store(session: Session, project: Project, run: DispatchRun, decisions: list
          "price": prices[workforce_id][0], "currency": prices[workforce_id][1]}
         for task, decision, _ in decisions for workforce_id in decision.chosen]
     if gold:
-        rows = interleave(rows, set(gold), run.id)
+        rows = shuffle_rows(rows)
     insert_rows(session, Assignment.__table__, rows)
 
 
@@ -283,8 +287,8 @@ def expire_leases(session: Session, *, now: datetime | None = None,
     return len(expired)
 
 
-def lease(session: Session, workforce_id: int, limit: int, *, now: datetime | None = None
-          ) -> list[Assignment]:
+def lease(session: Session, workforce_id: int, limit: int, *, now: datetime | None = None,
+          actor: Actor | None = None) -> list[Assignment]:
     """Lease the next ``limit`` offered assignments to a workforce; concurrent callers never share one."""
     now = now or utcnow()
     expire_leases(session, now=now, workforce_id=workforce_id)
@@ -308,6 +312,10 @@ def lease(session: Session, workforce_id: int, limit: int, *, now: datetime | No
         .returning(Assignment.id)))
     if not leased_ids:
         return []
+    # One event per call (offered -> leased) naming every assignment taken.
+    record(session, actor or Actor.system(), "lease.take", "workforce", workforce_id,
+           before={"status": "offered"},
+           after={"status": "leased", "assignments": sorted(leased_ids)})
     assignments = list(session.scalars(
         select(Assignment).where(Assignment.id.in_(leased_ids)).order_by(Assignment.id)))
     minutes = dict(session.execute(select(Project.id, Project.lease_minutes).where(

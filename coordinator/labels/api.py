@@ -15,7 +15,7 @@ from coordinator.api import PAGINATE, page_window
 from coordinator.auth import current_actor, current_principal, requires
 from coordinator.dispatch import services as dispatch
 from coordinator.dispatch.models import ASSIGNMENT_STATES
-from coordinator.dispatch.schemas import AssignmentOut, LeaseIn, LeasesOut
+from coordinator.dispatch.schemas import LeaseIn, LeasesOut, VendorAssignmentOut
 from coordinator.errors import InvalidInput
 from coordinator.guidelines import services as guidelines
 from coordinator.guidelines.models import GuidelineVersion
@@ -54,7 +54,7 @@ def lease(values: dict[str, Any]) -> Any:
     """Lease the next N assignments, each with its task and the guideline in your locale."""
     session = db.session()
     workforce = session.get(Workforce, current_principal().workforce_id)
-    leased = dispatch.lease(session, workforce.id, values["limit"])
+    leased = dispatch.lease(session, workforce.id, values["limit"], actor=current_actor())
     locale = vendor_locale(workforce)
     tasks = {t.id: t for t in session.scalars(
         select(Task).where(Task.id.in_({a.task_id for a in leased})))}
@@ -117,7 +117,7 @@ class VendorAssignmentQuery(Schema):
 @blp.route("/assignments", methods=["GET"])
 @requires("vendor")
 @blp.arguments(VendorAssignmentQuery, location="query")
-@blp.response(200, AssignmentOut(many=True))
+@blp.response(200, VendorAssignmentOut(many=True))
 @blp.paginate(**PAGINATE)
 def assignments(query: dict[str, Any], pagination_parameters: Any) -> Any:
     """List your workforce's assignments, oldest first, optionally in one state."""

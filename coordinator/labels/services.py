@@ -22,14 +22,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from coordinator.audit.services import Actor, record
+from coordinator.audit.services import Actor, id_ranges, record
 from coordinator.db import copy_rows, unnest, utcnow
 from coordinator.dispatch.models import Assignment, TaskWorker, Worker
 from coordinator.dispatch.services import expire_leases
 from coordinator.errors import Conflict, InvalidInput
 from coordinator.labels.models import IdempotentRequest, Label
 from coordinator.projects.models import Project
-from coordinator.quality.services import blocked_workers
+from coordinator.quality.services import ActiveBlock, blocked_workers
 from i18n.locales import InvalidLocale, normalise_locale
 
 MAX_LABELS_PER_REQUEST = 5000
@@ -86,8 +86,12 @@ class _Batch:
     #: indexes of accepted items a concurrent request changed first; refused as conflicts
     lost: set[int] = field(default_factory=set)
     results: list[dict[str, Any]] = field(default_factory=list)
-    #: (project id, worker external id) -> blocked since; see coordinator.quality
-    blocked: dict[tuple[int, str], datetime] = field(default_factory=dict)
+    #: (project id, worker external id) -> the active block; see coordinator.quality
+    blocked: dict[tuple[int, str], ActiveBlock] = field(default_factory=dict)
+    #: ids of the Worker rows this request created, and (label id, assignment, worker id,
+    #: value) of each label it wrote: what the audit event names
+    new_workers: list[int] = field(default_factory=list)
+    written: list[tuple[int, int, int, str]] = field(default_factory=list)
 
 
 def _among(column: Any, ids: Any) -> ColumnElement[bool]:
@@ -161,8 +165,20 @@ def submit(session: Session, actor: Actor, workforce_id: int, idempotency_key: s
     session.flush()
     record(session, actor, "labels.submit", "workforce", workforce_id, after={
         "idempotency_key": idempotency_key, "created": response["created"],
-        "errors": response["errors"]})
+        "errors": response["errors"], "label_ids": id_ranges(row[0] for row in batch.written),
+        "labels_sha256": written_hash(batch.written), "new_workers": sorted(batch.new_workers)})
     return SubmitOutcome(response)
+
+
+#: Version of the canonical form ``written_hash`` reads.
+WRITTEN_FORM = "coordinator.labels.written/1"
+
+
+def written_hash(rows: list[tuple[int, int, int, str]]) -> str:
+    """Return the SHA-256 of the labels written: JSON ``[form, [id, assignment, worker, value]...]``
+    in label id order, without spaces; one hash over the batch, so it costs next to nothing."""
+    body = json.dumps([WRITTEN_FORM, sorted(rows)], ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(body.encode()).hexdigest()
 
 
 def _replay(session: Session, workforce_id: int, key: str, digest: str) -> SubmitOutcome | None:
@@ -228,12 +244,12 @@ def _check(batch: _Batch, workforce_id: int, index: int, item: Submission,
             value=repr(item.label)[:80], classes=", ".join(project.label_classes)))
     if not item.worker_id.strip():
         return _error(index, "invalid_worker", gettext("worker_id must not be empty."))
-    blocked_since = batch.blocked.get((assignment.project_id, item.worker_id))
-    if blocked_since is not None and (assignment.leased_at or now) >= blocked_since:
+    block = batch.blocked.get((assignment.project_id, item.worker_id))
+    if block is not None and block.refuses(assignment.leased_at, now):
         return _error(index, "worker_blocked", gettext(
             "Worker %(worker)s is blocked on this project since %(since)s (gold accuracy below "
-            "the project's floor); work leased since then is not accepted from them.",
-            worker=item.worker_id, since=blocked_since.isoformat(timespec="seconds")))
+            "the project's floor); their labels are not accepted.",
+            worker=item.worker_id, since=block.since.isoformat(timespec="seconds")))
     locale = _locale(batch, item.locale or assignment.guideline_locale or project.source_locale)
     if locale is None:
         return _error(index, "invalid_locale", gettext(
@@ -292,7 +308,8 @@ def _check_correction(batch: _Batch, index: int, item: Submission, assignment: R
     return None
 
 
-def _workers(session: Session, workforce_id: int, accepted: list[_Accepted]) -> dict[str, int]:
+def _workers(session: Session, workforce_id: int, accepted: list[_Accepted],
+             created_ids: list[int]) -> dict[str, int]:
     wanted = {entry.item.worker_id: entry.item.worker_identity for entry in accepted}
     known = dict(session.execute(select(Worker.external_id, Worker.id).where(
         Worker.workforce_id == workforce_id, Worker.external_id.in_(list(wanted)))).all())
@@ -302,14 +319,16 @@ def _workers(session: Session, workforce_id: int, accepted: list[_Accepted]) -> 
         created = session.execute(
             insert(Worker.__table__).returning(Worker.external_id, Worker.id,
                                                sort_by_parameter_order=True), missing)
-        known.update(dict(created.all()))
+        fresh = dict(created.all())
+        known.update(fresh)
+        created_ids.extend(fresh.values())
     return known
 
 
 def _write(session: Session, batch: _Batch, workforce_id: int, now: datetime) -> None:
     if not batch.accepted:
         return
-    worker_ids = _workers(session, workforce_id, batch.accepted)
+    worker_ids = _workers(session, workforce_id, batch.accepted, batch.new_workers)
     # Claim first: assignments still leased and labels still current, as the checks saw them.
     # Whatever a concurrent request took in the meantime drops out here, before any insert.
     fresh = _claim_assignments(session, batch, worker_ids, now)
@@ -328,6 +347,8 @@ def _write(session: Session, batch: _Batch, workforce_id: int, now: datetime) ->
         e.set_aside is None, e.set_aside, e.supersedes.id if e.supersedes else None, now,
     ) for e in accepted]
     label_ids = _insert_labels(session, rows)
+    batch.written = [(label_id, row[2], row[4], row[5]) for label_id, row in zip(label_ids, rows,
+                                                                               strict=True)]
     for entry, label_id in zip(accepted, label_ids, strict=True):
         batch.results[entry.index]["label_id"] = label_id
         if entry.supersedes is not None:

@@ -82,6 +82,10 @@ def _check_quality_settings(session: Session, values: dict[str, Any]) -> None:
     workforce = session.get(Workforce, review) if review is not None else None
     if review is not None and workforce is None:
         errors["review_workforce_id"] = [gettext("There is no workforce %(id)s.", id=review)]
+    elif workforce is not None and not workforce.active and values.get("review_is_new", True):
+        # Only when chosen: a reviewer deactivated later is served nothing until reactivated.
+        errors["review_workforce_id"] = [gettext(
+            "Workforce %(name)s is not active; it cannot review.", name=workforce.name)]
     regions = values.get("regions")
     if workforce is not None and regions and workforce.region not in regions:
         # Reviewers see the task's payload: the residency rule binds them like any labeller.
@@ -119,6 +123,7 @@ def update_project(session: Session, actor: Actor, project_id: int, changes: dic
         "max_overlap": changes.get("max_overlap", project.max_overlap),
         "redundancy": changes.get("redundancy", project.redundancy),
         "review_workforce_id": changes.get("review_workforce_id", project.review_workforce_id),
+        "review_is_new": "review_workforce_id" in changes,
         "regions": allowed_regions(changes.get("residency_region", project.residency_region),
                                    changes.get("allowed_regions", project.allowed_regions))})
     if "name" in changes:

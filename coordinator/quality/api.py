@@ -17,6 +17,7 @@ from coordinator.auth import MANAGERS, READERS, current_actor, current_principal
 from coordinator.dispatch.services import reference_rates
 from coordinator.guidelines import services as guidelines
 from coordinator.guidelines.services import latest_published
+from coordinator.jobs import enqueue
 from coordinator.labels.api import vendor_locale
 from coordinator.quality import services
 from coordinator.quality.schemas import (
@@ -30,6 +31,7 @@ from coordinator.quality.schemas import (
     ReviewQuery,
     RoundIn,
     RoundOut,
+    VendorBlockOut,
     VerdictsIn,
     VerdictsOut,
     WorkerBlockOut,
@@ -57,9 +59,11 @@ def run_round(values: dict[str, Any], project_id: int) -> Any:
         session, current_actor(), project_id, values.get("run_id"),
         rates=reference_rates(current_app.config["EXCHANGE_RATES"]))
     session.commit()
+    enqueue("deliver_webhooks")  # worker.blocked and work.available: tell the vendors now
     return {"project_id": outcome.project_id, "run_id": outcome.run_id,
             "blocked": [b.id for b in outcome.blocked], "review_opened": outcome.review_opened,
             "extra_assignments": outcome.extra_assignments,
+            "extra_skipped": outcome.extra_skipped,
             "dispatch_run_id": outcome.dispatch_run_id, "cancelled": outcome.cancelled,
             "stopped": len(outcome.plan.stop), "waiting": len(outcome.plan.waiting),
             "to_review": len(outcome.plan.review)}
@@ -87,8 +91,10 @@ def lift(values: dict[str, Any], project_id: int, block_id: int) -> Any:
     session = db.session()
     block = services.lift_block(session, current_actor(), project_id, block_id, values["reason"])
     session.commit()
-    items, _ = services.list_blocks(session, project_id=project_id, offset=0, limit=1_000_000)
-    return next(item for item in items if item["id"] == block.id)
+    enqueue("deliver_webhooks")  # worker.unblocked
+    items, _ = services.list_blocks(session, project_id=project_id, block_id=block.id,
+                                    offset=0, limit=1)
+    return items[0]
 
 
 @blp.route(PROJECT + "/reviews", methods=["GET"])
@@ -120,7 +126,7 @@ def final_labels(query: dict[str, Any], project_id: int, pagination_parameters: 
 @vendor_blp.route("/blocks", methods=["GET"])
 @requires("vendor")
 @vendor_blp.arguments(BlockQuery, location="query")
-@vendor_blp.response(200, WorkerBlockOut(many=True))
+@vendor_blp.response(200, VendorBlockOut(many=True))
 @vendor_blp.paginate(**PAGINATE)
 def vendor_blocks(query: dict[str, Any], pagination_parameters: Any) -> Any:
     """List your workers blocked on projects; labels for work leased since are refused."""
@@ -139,7 +145,8 @@ def lease_reviews(values: dict[str, Any]) -> Any:
     """Lease the next review items of projects your workforce reviews, with the guideline."""
     session = db.session()
     workforce = session.get(Workforce, current_principal().workforce_id)
-    leased = services.lease_reviews(session, workforce.id, values["limit"])
+    leased = services.lease_reviews(session, workforce.id, values["limit"],
+                                    actor=current_actor())
     locale = vendor_locale(workforce)
     shown: dict[int, Any] = {}
     items = []

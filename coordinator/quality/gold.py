@@ -3,19 +3,22 @@
 A project with ``gold_rate`` r > 0 does not route its gold tasks for redundancy. Instead,
 each dispatch run tops up every workforce that receives new work there so that, over all of
 its assignments on the project, gold makes up share r: with R regular assignments it should
-hold ``round(R * r / (1 - r))`` gold ones. A gold task goes to a workforce at most once
-while that workforce holds it live, so it may end up with more assignments than the
-redundancy (it measures workers; it needs no consensus). Gold assignments take capacity like
-any other, take their price and guideline, and are placed at random positions among the
-run's regular assignments of the same workforce, so neither their order nor their content
-(the lease payload never carries the gold answer) tells a vendor which tasks are gold.
-When a workforce has run out of capacity or of eligible gold tasks it gets fewer.
+hold ``round(R * r / (1 - r))`` gold ones. A workforce gets each gold task as many times as
+it gets each regular task in the same run (three times when it is the only one eligible for
+a redundancy of 3; distinct workers are still guaranteed by the label claims), so that how
+often a task comes back does not tell gold apart, and a gold task it holds live is not given
+to it again; so a gold task may end up with more assignments than the redundancy (it
+measures workers; it needs no consensus). Gold assignments take capacity like any other,
+take their price and guideline, and a run's assignments are stored in an order drawn from
+the operating system's randomness, so neither their order, their ids nor their content (the
+lease payload never carries the gold answer) tells a vendor which tasks are gold. When a
+workforce has run out of capacity or of eligible gold tasks it gets fewer.
 """
 
 from __future__ import annotations
 
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -66,15 +69,19 @@ def mix_gold(session: Session, project: Project, router: Router,
              ) -> list[tuple[Any, Decision, int]]:
     """Return routing decisions that give each workforce with new work its share of gold."""
     new: dict[int, int] = defaultdict(int)
+    #: per workforce, how often each multiplicity (times it got one task) occurs in this run
+    times: dict[int, Counter[int]] = defaultdict(Counter)
     for _, decision, _ in decisions:
-        for workforce_id in decision.chosen:
-            new[workforce_id] += 1
+        for workforce_id, count in Counter(decision.chosen).items():
+            new[workforce_id] += count
+            times[workforce_id][count] += 1
     if not new:
         return []
     regular, on_gold, holds = _held(session, project.id, gold)
+    # A subquery, not the ids: a large project's gold would pass PostgreSQL's 65,535 parameters.
     tasks = list(session.execute(
-        select(Task.id, Task.external_id, Task.languages).where(Task.id.in_(sorted(gold)))
-        .order_by(Task.id)))
+        select(Task.id, Task.external_id, Task.languages)
+        .where(Task.project_id == project.id, Task.gold.is_not(None)).order_by(Task.id)))
     given: dict[int, int] = defaultdict(int)  # gold assignments per task, to spread them
     chosen: dict[int, list[int]] = defaultdict(list)
     candidates = {c.id: c for c in router.candidates}
@@ -82,41 +89,33 @@ def mix_gold(session: Session, project: Project, router: Router,
         quota = gold_quota(regular[workforce_id] + new[workforce_id], on_gold[workforce_id],
                            project.gold_rate)
         candidate = candidates[workforce_id]
-        open_tasks = [t for t in tasks if t.id not in holds[workforce_id]
+        # The workforce's usual number of copies of a regular task in this run (the larger
+        # one on a tie); each gold task comes that many times, all counted in the quota.
+        copies = max(times[workforce_id].items(), key=lambda item: (item[1], item[0]))[0]
+        open_tasks = [t for t in tasks if t.id in gold and t.id not in holds[workforce_id]
                       and candidate in router.eligible(t.languages)[1]]
         open_tasks.sort(key=lambda t: (given[t.id], t.id))
-        for task in open_tasks[:min(quota, candidate.capacity_left)]:
-            candidate.capacity_left -= 1
+        wanted = (quota + copies // 2) // copies
+        for task in open_tasks[:min(wanted, candidate.capacity_left // copies)]:
+            candidate.capacity_left -= copies
             given[task.id] += 1
-            chosen[task.id].append(workforce_id)
+            chosen[task.id].extend([workforce_id] * copies)
     return [(task, Decision(group=router.eligible(task.languages)[0], chosen=chosen[task.id],
                             scores={}), len(chosen[task.id]))
             for task in tasks if chosen[task.id]]
 
 
-def interleave(rows: list[dict[str, Any]], gold: set[int], seed: int) -> list[dict[str, Any]]:
-    """Return ``rows`` with the gold ones moved to random places among their workforce's rows.
+def shuffle_rows(rows: list[dict[str, Any]], rng: random.Random | None = None
+                 ) -> list[dict[str, Any]]:
+    """Return a run's assignment rows in a random order, gold and regular alike.
 
-    Regular rows keep their order; vendors lease in row order, so gold must not come last.
+    Vendors lease in id order and ids follow the insert order; a seed anyone could know (the
+    run's id, the task ids) would let a vendor replay the order, so the default draws from
+    the operating system.
     """
-    rng = random.Random(seed)
-    places: dict[int, list[int]] = defaultdict(list)
-    keys: list[float] = []
-    for row in rows:
-        if row["task_id"] not in gold:
-            places[row["workforce_id"]].append(len(keys))
-            keys.append(float(len(keys)))
-    end = float(len(keys))
-    keyed = [(position, row) for position, row in zip(keys, (r for r in rows if r["task_id"] not in gold),
-                                                     strict=True)]
-    for row in rows:
-        if row["task_id"] in gold:
-            spots = places[row["workforce_id"]]
-            at = rng.randint(0, len(spots))
-            keyed.append((spots[at] - 0.5 if at < len(spots) else (spots[-1] + 0.5 if spots else end),
-                          row))
-    keyed.sort(key=lambda pair: pair[0])
-    return [row for _, row in keyed]
+    shuffled = list(rows)
+    (rng or random.SystemRandom()).shuffle(shuffled)
+    return shuffled
 
 
 @dataclass

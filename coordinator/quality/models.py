@@ -8,11 +8,12 @@ first (see ``coordinator.quality.services.final_labels``).
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import CheckConstraint, Float, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from coordinator.db import Base, BigId, UTCDateTime, utcnow
+from coordinator.db import Base, BigId, JsonDocument, UTCDateTime, utcnow
 
 REVIEW_REASONS = ("uncertain_at_max_overlap", "gold_conflict")
 REVIEW_STATES = ("open", "leased", "decided")
@@ -36,7 +37,11 @@ class WorkerBlock(Base):
     gold_correct: Mapped[int]
     accuracy: Mapped[float] = mapped_column(Float(precision=53))
     floor: Mapped[float] = mapped_column(Float(precision=53))
-    #: labels on assignments leased from this moment on are refused
+    #: the scored labels, so the block can be rebuilt: ``{"gold": [label ids], "verdict": [...]}``
+    #: by where their known answer came from (empty for blocks made before it was kept)
+    evidence: Mapped[dict[str, Any]] = mapped_column(JsonDocument, default=dict)
+    #: from this moment on a vendor's labels from the worker are refused; on Mechanical Turk,
+    #: labels for assignments accepted from then on
     blocked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     #: set when a manager lifts the block; the row stays as evidence
     lifted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -84,3 +89,16 @@ class ReviewVerdict(Base):
     label: Mapped[str] = mapped_column(String(200))
     note: Mapped[str] = mapped_column(Text, default="")
     decided_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class OverlapStop(Base):
+    """A task dynamic overlap found confident enough: dispatch gives it no more assignments."""
+
+    __tablename__ = "overlap_stops"
+
+    #: one stop per task; a later round that finds the task uncertain again removes it
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    #: the consensus run whose confidence stopped the task
+    run_id: Mapped[int] = mapped_column(ForeignKey("consensus_runs.id"))
+    stopped_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,7 +1,8 @@
 """Dynamic overlap, the pure part: after a consensus run, what each task needs next.
 
-A task whose consensus confidence reaches the target stops: its assignments not yet leased
-are cancelled. An uncertain task with fewer than ``max_overlap`` live assignments gets one
+A task whose consensus confidence reaches the target stops once it has at least the
+project's redundancy of counted labels: its assignments not yet leased are cancelled (a
+task with fewer labels waits for them, however confident the few are). An uncertain task with fewer than ``max_overlap`` live assignments gets one
 more, but only once the work already out for it has come back (none offered or leased), so
 running the step twice in a row adds nothing the second time. An uncertain task whose counted
 labels reach ``max_overlap`` goes to review. Gold tasks and tasks with a review verdict are
@@ -41,14 +42,17 @@ class OverlapPlan:
     waiting: list[int] = field(default_factory=list)
 
 
-def plan_overlap(states: Iterable[TaskState], target: float, max_overlap: int) -> OverlapPlan:
+def plan_overlap(states: Iterable[TaskState], target: float, max_overlap: int,
+                 redundancy: int = 1) -> OverlapPlan:
     """Sort tasks into one more label, stop, review, or wait."""
     plan = OverlapPlan()
     for state in states:
         if state.excluded:
             continue
-        if state.confidence >= target:
+        if state.confidence >= target and state.labels >= redundancy:
             plan.stop.append(state.task_id)
+        elif state.confidence >= target:
+            plan.waiting.append(state.task_id)  # the redundancy's labels are not all back
         elif state.labels >= max_overlap:
             plan.review.append(state.task_id)
         elif state.pending > 0 or state.live >= max_overlap:

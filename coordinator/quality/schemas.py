@@ -14,7 +14,9 @@ class RoundIn(Schema):
                                       "the project's newest"})
 
 
-class WorkerBlockOut(Schema):
+class VendorBlockOut(Schema):
+    """A block as its worker's vendor sees it: the evidence, not who at our side lifted it."""
+
     id = fields.Integer()
     project_id = fields.Integer()
     worker_id = fields.Integer()
@@ -26,12 +28,17 @@ class WorkerBlockOut(Schema):
     gold_correct = fields.Integer()
     accuracy = fields.Float()
     floor = fields.Float(metadata={"description": "the project's floor when the block was made"})
-    blocked_at = fields.DateTime(metadata={"description": "labels for work leased from then on "
-                                           "are refused"})
+    blocked_at = fields.DateTime(metadata={"description": "the worker's labels are refused from "
+                                           "then on (Mechanical Turk: for work accepted since)"})
     active = fields.Boolean()
     lifted_at = fields.DateTime(allow_none=True)
-    lifted_by_id = fields.Integer(allow_none=True)
     lift_reason = fields.String(allow_none=True)
+
+
+class WorkerBlockOut(VendorBlockOut):
+    lifted_by_id = fields.Integer(allow_none=True)
+    evidence = fields.Dict(metadata={"description": "the scored label ids by the source of "
+                                     "their known answer: gold or verdict"})
 
 
 class RoundOut(Schema):
@@ -40,6 +47,9 @@ class RoundOut(Schema):
     blocked = fields.List(fields.Integer(), metadata={"description": "ids of new worker blocks"})
     review_opened = fields.Integer()
     extra_assignments = fields.Integer()
+    extra_skipped = fields.String(allow_none=True, metadata={
+        "description": "why no extra assignments were made for the uncertain tasks, e.g. the "
+                       "project is paused; null when nothing was skipped"})
     dispatch_run_id = fields.Integer(allow_none=True)
     cancelled = fields.Integer(metadata={"description": "offers of confident tasks withdrawn"})
     stopped = fields.Integer(metadata={"description": "tasks at or above the target confidence"})
@@ -105,6 +115,10 @@ class VerdictIn(Schema):
                                 metadata={"description": "your own id for the reviewer"})
     label = fields.String(required=True, validate=validate.Length(min=1, max=200))
     note = fields.String(load_default="", validate=validate.Length(max=5000))
+    reviewer_identity = fields.String(
+        load_default=None, allow_none=True, validate=validate.Length(min=16, max=128),
+        metadata={"description": "your stable hash of the person, as worker_identity on labels; "
+                  "a person who labelled the task may not review it"})
 
 
 class VerdictsIn(Schema):

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 from sqlalchemy import select
 
 from coordinator import db
+from coordinator.audit.services import id_ranges
 from coordinator.dispatch.models import Assignment
 from coordinator.projects.models import Task
 from coordinator.quality.models import WorkerBlock
@@ -142,8 +144,10 @@ def test_a_worker_below_the_gold_floor_is_blocked_with_evidence_and_can_be_lifte
     assert [(b["worker_external_id"], b["gold_answers"], b["gold_correct"], b["accuracy"],
              b["floor"], b["run_id"], b["active"]) for b in blocks] == [
         ("bad", 4, 0, 0.0, 0.6, run["id"], True)]
-    event = audit_events(app, "worker.block")[0]
-    assert event.after["gold_answers"] == 4 and event.after["run_id"] == run["id"]
+    event = audit_events(app, "worker.block")[0]  # one event per round, a row per block
+    assert event.after["run_id"] == run["id"] and event.after["workers"] == 1
+    assert [(b["block_id"], b["gold_answers"], b["run_id"]) for b in event.after["blocks"]] == [
+        (blocks[0]["id"], 4, run["id"])]
     with app.app_context():
         sent = list(db.session().scalars(select(WebhookDelivery).where(
             WebhookDelivery.event == "worker.blocked")))
@@ -151,14 +155,22 @@ def test_a_worker_below_the_gold_floor_is_blocked_with_evidence_and_can_be_lifte
     assert sent[0].workforce_id == world.workforce_ids["vendor_eu"]
     mine = ok(world.get("vendor_eu", "/api/v1/vendor/blocks"))
     assert [b["worker_external_id"] for b in mine] == ["bad"]
+    assert "lifted_by_id" not in mine[0] and "evidence" not in mine[0]
+    # The scored labels are kept, by the source of their answer, so the block can be rebuilt.
+    assert len(blocks[0]["evidence"]["gold"]) == 4 and blocks[0]["evidence"]["verdict"] == []
+    assert event.after["blocks"][0]["label_ids"] == {
+        source: id_ranges(ids) for source, ids in blocks[0]["evidence"].items()}
+    assert len(event.after["evidence_sha256"]) == 64
     assert ok(world.get("vendor_in", "/api/v1/vendor/blocks")) == []
     # A second round on the same evidence blocks nobody again.
     assert quality_round(world, base)["blocked"] == []
     assert count_rows(app, WorkerBlock) == 1
 
-    # Labels for work leased before the block are still taken; work leased after is refused.
+    # A vendor names the worker only with the label: from the block on, the worker's labels
+    # are refused, for work leased before the block as well as after.
     r3 = [leased["assignment_id"] for leased in before_block]
-    assert codes(submit(world, "vendor_eu", [(r3[0], "bad", POS)])) == ["created"]
+    assert codes(submit(world, "vendor_eu", [(r3[0], "bad", POS)])) == ["worker_blocked"]
+    assert codes(submit(world, "vendor_eu", [(r3[0], "good", POS)])) == ["created"]
     import_tasks(world, base, [task("r4")])
     dispatch(world, base)
     fresh = [leased["assignment_id"] for leased in lease(world, "vendor_eu")]
@@ -191,3 +203,75 @@ def test_without_a_floor_nobody_is_blocked_and_rounds_need_a_run(world, project_
     submit(world, "vendor_eu", [(leased[0]["assignment_id"], "w", NEG)])
     consensus(world, base)
     assert quality_round(world, base)["blocked"] == []
+
+
+def test_a_single_vendor_gets_gold_as_often_as_regular_work_shuffled_without_task_ids(
+        app, world, project_id):
+    tasks = [task(f"r{i:02}") for i in range(12)] + [task(f"g{i}", gold=POS) for i in range(6)]
+    base = prepare(world, project_id, tasks, redundancy=3, gold_rate=0.25)  # eu only
+    dispatch(world, base)
+    leases = lease(world, "vendor_eu")
+    seen = Counter(leased["task"]["external_id"] for leased in leases)
+    # Every task comes three times, gold too: 36 regular and 12 gold assignments (25%).
+    assert set(seen.values()) == {3}
+    assert sum(n for key, n in seen.items() if key.startswith("g")) == 12
+    # The run's assignments are in random order, regular ones included, and the vendor's
+    # listing carries no internal task id that would set gold apart.
+    order = [leased["task"]["external_id"] for leased in leases]
+    assert [k for k in order if k.startswith("r")] != sorted(k for k in order if k.startswith("r"))
+    listing = ok(world.get("vendor_eu", "/api/v1/vendor/assignments",
+                           query_string={"page_size": 100}))
+    assert len(listing) == 48 and all("task_id" not in item for item in listing)
+
+
+def test_a_lifted_worker_is_judged_only_on_labels_sent_after_the_lift(app, world, project_id):
+    base = prepare(world, project_id, [task(f"g{i}", gold=POS) for i in range(5)], redundancy=1,
+                   gold_accuracy_floor=0.6, gold_min_answers=3)
+    dispatch(world, base)
+    leases = lease(world, "vendor_eu")
+    submit(world, "vendor_eu", [(leased["assignment_id"], "bad", NEG) for leased in leases[:4]])
+    consensus(world, base)
+    block = quality_round(world, base)["blocked"][0]
+    ok(world.post("manager", f"{base}/quality/blocks/{block}/lift", json={"reason": "retrained"}))
+    assert codes(submit(world, "vendor_eu", [(leases[4]["assignment_id"], "bad", POS)])) == [
+        "created"]
+    consensus(world, base)
+    # One right answer since the lift: below gold_min_answers, the old four do not count.
+    assert quality_round(world, base)["blocked"] == []
+    assert len(ok(world.get("auditor", f"{base}/quality/blocks"))) == 1
+
+
+def test_gold_the_crowd_gets_wrong_is_reviewed_under_dawid_skene(app, world, project_id):
+    tasks = [task(f"g{i}", gold=POS) for i in range(10)] + [task(f"r{i}") for i in range(4)]
+    base = prepare(world, project_id, tasks, redundancy=3,
+                   review_workforce_id=world.workforce_ids["vendor_eu"])
+    dispatch(world, base)
+    rows, n = [], Counter()
+    for leased in lease(world, "vendor_eu"):
+        key = leased["task"]["external_id"]
+        rows.append((leased["assignment_id"], f"w{n[key]}", NEG))  # all say negative on gold
+        n[key] += 1
+    submit(world, "vendor_eu", rows)
+    run = consensus(world, base)  # the default method clamps most gold to its answer
+    assert run["gold_used"] > 0
+    assert quality_round(world, base)["review_opened"] == 10
+    items = ok(world.get("auditor", f"{base}/quality/reviews", query_string={"page_size": 100}))
+    assert sorted(i["external_id"] for i in items if i["reason"] == "gold_conflict") == [
+        f"g{i}" for i in range(10)]
+
+
+def test_round_and_lift_send_the_webhooks_at_once(app, world, project_id, monkeypatch):
+    import coordinator.quality.api as quality_api
+
+    sent: list[str] = []
+    monkeypatch.setattr(quality_api, "enqueue", lambda name, **kw: sent.append(name))
+    base = prepare(world, project_id, [task(f"g{i}", gold=POS) for i in range(3)], redundancy=1,
+                   gold_accuracy_floor=0.6, gold_min_answers=2)
+    dispatch(world, base)
+    submit(world, "vendor_eu", [(leased["assignment_id"], "bad", NEG)
+                                for leased in lease(world, "vendor_eu")])
+    consensus(world, base)
+    block = quality_round(world, base)["blocked"][0]
+    assert sent == ["deliver_webhooks"]
+    lifted = ok(world.post("manager", f"{base}/quality/blocks/{block}/lift", json={"reason": "ok"}))
+    assert sent == ["deliver_webhooks"] * 2 and lifted["id"] == block and not lifted["active"]

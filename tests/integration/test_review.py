@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+from sqlalchemy import event, select
+
 from coordinator import db
+from coordinator.audit.services import id_ranges
 from coordinator.db import utcnow
 from coordinator.labels.models import Label
 from coordinator.quality import services
-from coordinator.quality.models import ReviewVerdict
+from coordinator.quality.models import ReviewItem, ReviewVerdict
+from coordinator.workforces.models import Workforce
 from tests.helpers import assert_invalid, audit_events, count_rows
 from tests.quality_flow import (
     consensus,
@@ -71,8 +75,20 @@ def test_uncertain_and_gold_conflicting_items_are_reviewed_and_the_verdict_is_fi
         "g1": ("gold_conflict", "open", run["id"])}
     assert quality_round(world, base)["review_opened"] == 0  # one review per task
 
-    # Only the review workforce is served; an expired review lease returns to the queue.
+    # Only the review workforce is served, only with tasks in languages it covers, and only
+    # while it is active; an expired review lease returns to the queue.
     assert ok(world.post("vendor_eu", "/api/v1/vendor/reviews/leases", json={}))["items"] == []
+    assert ok(world.post("vendor_in", "/api/v1/vendor/reviews/leases", json={}))["items"] == []
+    with app.app_context():
+        session = db.session()
+        reviewer = session.get(Workforce, world.workforce_ids["vendor_in"])
+        reviewer.languages, reviewer.active = ["hi", "en", "de"], False
+        session.commit()
+    assert ok(world.post("vendor_in", "/api/v1/vendor/reviews/leases", json={}))["items"] == []
+    with app.app_context():
+        session = db.session()
+        session.get(Workforce, world.workforce_ids["vendor_in"]).active = True
+        session.commit()
     with app.app_context():
         session = db.session()
         stale = services.lease_reviews(session, world.workforce_ids["vendor_in"], 1,
@@ -99,7 +115,7 @@ def test_uncertain_and_gold_conflicting_items_are_reviewed_and_the_verdict_is_fi
     assert _codes(_verdicts(world, "vendor_in", (g1, "expert", POS))) == ["created"]
     assert count_rows(app, ReviewVerdict) == 2
     assert count_rows(app, Label) == labels_before  # verdicts are not crowd labels
-    assert len(audit_events(app, "review.verdict")) == 2
+    assert [e.after["created"] for e in audit_events(app, "review.verdicts")] == [1, 1]
 
     decided = {i["external_id"]: i for i in ok(world.get("auditor", f"{base}/quality/reviews",
                                                          query_string={"status": "decided"}))}
@@ -120,3 +136,130 @@ def test_uncertain_and_gold_conflicting_items_are_reviewed_and_the_verdict_is_fi
     assert len(second["blocked"]) == 1
     assert [(b["worker_external_id"], b["gold_answers"], b["gold_correct"]) for b in blocks] == [
         ("a", 2, 1)]
+
+
+def test_a_person_who_labelled_the_task_may_not_review_it(app, world, project_id):
+    base = prepare(world, project_id, [task("d1", language="de")], redundancy=2, max_overlap=2,
+                   target_confidence=0.9, review_workforce_id=world.workforce_ids["vendor_eu"])
+    dispatch(world, base)
+    leased = lease(world, "vendor_eu")
+    body = {"labels": [{"assignment_id": leased[0]["assignment_id"], "worker_id": "a",
+                        "label": POS, "worker_identity": "person-a-0123456789"},
+                       {"assignment_id": leased[1]["assignment_id"], "worker_id": "b",
+                        "label": NEG}]}
+    ok(world.post("vendor_eu", "/api/v1/vendor/labels", json=body,
+                  headers={"Idempotency-Key": "reviewer-labelled"}))
+    consensus(world, base, method="majority_vote")
+    assert quality_round(world, base)["review_opened"] == 1
+    item = ok(world.post("vendor_eu", "/api/v1/vendor/reviews/leases", json={}))["items"][0]
+    rid = item["review_id"]
+    body = {"verdicts": [{"review_id": rid, "reviewer_id": "a", "label": POS},
+                         {"review_id": rid, "reviewer_id": "a2", "label": POS,
+                          "reviewer_identity": "person-a-0123456789"}]}
+    answer = ok(world.post("vendor_eu", VERDICTS, json=body))
+    assert _codes(answer) == ["reviewer_labelled", "reviewer_labelled"]
+    assert _codes(_verdicts(world, "vendor_eu", (rid, "c", NEG))) == ["created"]
+
+
+def _review_queue(world, project_id, keys):
+    """Open a review item per task (two labels that disagree at max_overlap 2)."""
+    base = prepare(world, project_id, [task(k, language="de") for k in keys], redundancy=2,
+                   max_overlap=2, target_confidence=0.9,
+                   review_workforce_id=world.workforce_ids["vendor_eu"])
+    dispatch(world, base)
+    seen: dict[str, int] = {}
+    rows = []
+    for leased in lease(world, "vendor_eu"):
+        n = seen[leased["task"]["external_id"]] = seen.get(leased["task"]["external_id"], 0) + 1
+        rows.append((leased["assignment_id"], f"w{n}", POS if n == 1 else NEG))
+    submit(world, "vendor_eu", rows)
+    consensus(world, base, method="majority_vote")
+    assert quality_round(world, base)["review_opened"] == len(keys)
+    return base
+
+
+def test_review_leases_and_their_expiry_are_audited_once_per_call(app, world, project_id):
+    _review_queue(world, project_id, ["d1", "d2", "d3"])
+    workforce = world.workforce_ids["vendor_eu"]
+    served = ok(world.post("vendor_eu", "/api/v1/vendor/reviews/leases", json={"limit": 2}))
+    taken = sorted(i["review_id"] for i in served["items"])
+    leases = audit_events(app, "review.lease")
+    assert len(leases) == 1 and leases[0].subject_id == str(workforce)
+    assert leases[0].actor_id is None or leases[0].actor_id > 0
+    assert (leases[0].before, leases[0].after) == (
+        {"status": "open"}, {"status": "leased", "review_item_ids": taken})
+    assert audit_events(app, "review.lease_expire") == []
+    # Two days on, both leases have run out: they go back to the queue in one event, and the
+    # same call leases all three items again in another.
+    with app.app_context():
+        session = db.session()
+        again = services.lease_reviews(session, workforce, 10, now=utcnow() + timedelta(days=2))
+        session.commit()
+    assert len(again) == 3
+    expired = audit_events(app, "review.lease_expire")
+    assert len(expired) == 1 and expired[0].subject_id == str(workforce)
+    assert expired[0].after == {"status": "open", "review_item_ids": taken}
+    assert [e.after["review_item_ids"] for e in audit_events(app, "review.lease")] == [
+        taken, sorted(item.id for item, _, _ in again)]
+    # Nothing leased, nothing expired: no event.
+    assert ok(world.post("vendor_eu", "/api/v1/vendor/reviews/leases", json={}))["items"] == []
+    assert len(audit_events(app, "review.lease")) == 2
+    assert len(audit_events(app, "review.lease_expire")) == 1
+
+
+def _statements(app, call):
+    """Return the SQL statements ``call(session)`` sent, and what it returned."""
+    with app.app_context():
+        session = db.session()
+        sent = []
+        engine = session.get_bind()
+        listener = lambda *args: sent.append(args[2])  # noqa: E731
+        event.listen(engine, "before_cursor_execute", listener)
+        try:
+            value = call(session)
+        finally:
+            event.remove(engine, "before_cursor_execute", listener)
+        session.commit()
+    return sent, value
+
+
+def test_verdicts_are_audited_once_per_batch_without_a_query_per_verdict(
+        app, world, project_id):
+    _review_queue(world, project_id, ["d1", "d2", "d3", "d4"])
+    workforce = world.workforce_ids["vendor_eu"]
+    ids = sorted(i["review_id"] for i in ok(world.post(
+        "vendor_eu", "/api/v1/vendor/reviews/leases", json={"limit": 10}))["items"])
+    actor = services.Actor.system()
+
+    def send(*given):
+        return lambda session: services.submit_verdicts(
+            session, actor, workforce, [services.VerdictIn(r, who, v) for r, who, v in given])
+
+    one, first = _statements(app, send((ids[0], "expert1", POS)))
+    # Three new verdicts by new reviewers, a repeat of one of them and an error: the same
+    # queries and updates as a single verdict, and one event. (The unit of work may insert
+    # row by row: SQLite cannot promise the order of a multi-row INSERT ... RETURNING.)
+    three, second = _statements(app, send((ids[1], "expert2", POS), (ids[2], "expert3", NEG),
+                                          (ids[3], "expert4", POS), (ids[1], "expert2", POS),
+                                          (ids[3], "expert4", "meh")))
+    assert _codes(first) == ["created"]
+    assert _codes(second) == ["created", "created", "created", "unchanged", "invalid_label"]
+    assert second["results"][3]["verdict_id"] == second["results"][0]["verdict_id"]
+    def reads(statements):
+        return [s for s in statements if not s.lstrip().upper().startswith("INSERT")]
+
+    assert len(reads(three)) == len(reads(one)), (reads(one), reads(three))
+    assert len(three) - len(reads(three)) <= 3 + 3 + 1  # workers, verdicts, the audit event
+    events = audit_events(app, "review.verdicts")
+    assert [(e.subject_id, e.after["created"]) for e in events] == [
+        (str(workforce), 1), (str(workforce), 3)]
+    created = [r["verdict_id"] for r in second["results"][:3]]
+    assert events[1].after["review_item_ids"] == ids[1:]
+    assert events[1].after["verdict_ids"] == id_ranges(created)
+    with app.app_context():
+        rows = [[v.id, v.review_item_id, v.task_id, v.reviewer_id, v.label]
+                for v in db.session().scalars(select(ReviewVerdict).where(
+                    ReviewVerdict.id.in_(created)))]
+        statuses = set(db.session().scalars(select(ReviewItem.status)))
+    assert events[1].after["verdicts_sha256"] == services.verdicts_hash(rows)
+    assert statuses == {"decided"}

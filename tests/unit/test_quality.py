@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+import random
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from coordinator.dispatch.routing import Candidate, Router
-from coordinator.quality.gold import below_floor, gold_quota, interleave, score_workers
+from coordinator.quality.gold import below_floor, gold_quota, score_workers, shuffle_rows
 from coordinator.quality.overlap import TaskState, plan_overlap
+from coordinator.quality.services import ActiveBlock
 
 
 def test_gold_quota_keeps_the_share_over_all_the_work():
@@ -18,21 +21,23 @@ def test_gold_quota_keeps_the_share_over_all_the_work():
     assert gold_quota(3, 0, 0.25) == 1
 
 
-def test_interleave_keeps_regular_order_and_spreads_gold():
+def test_shuffle_rows_mixes_regular_and_gold_alike():
     rows = [{"task_id": i, "workforce_id": 1} for i in range(100)]
-    rows += [{"task_id": 1000 + i, "workforce_id": 1} for i in range(10)]
-    mixed = interleave(rows, {1000 + i for i in range(10)}, seed=7)
-    assert sorted(r["task_id"] for r in mixed) == sorted(r["task_id"] for r in rows)
-    regular = [r["task_id"] for r in mixed if r["task_id"] < 1000]
-    assert regular == list(range(100))
-    places = [i for i, r in enumerate(mixed) if r["task_id"] >= 1000]
-    assert places[0] < 50 < places[-1]  # neither all first nor all last
-    assert interleave(rows, set(), seed=7) == rows
+    mixed = shuffle_rows(rows, random.Random(7))
+    assert sorted(r["task_id"] for r in mixed) == list(range(100)) and len(mixed) == 100
+    assert [r["task_id"] for r in mixed] != list(range(100))  # regular rows move too
+    assert rows == [{"task_id": i, "workforce_id": 1} for i in range(100)]  # input untouched
+    # Without a generator the order comes from the operating system, not from a seed.
+    assert shuffle_rows(rows) != shuffle_rows(rows)
 
 
-def test_gold_without_regular_work_of_its_workforce_goes_last():
-    rows = [{"task_id": 1, "workforce_id": 1}, {"task_id": 2, "workforce_id": 2}]
-    assert [r["task_id"] for r in interleave(rows, {2}, seed=1)] == [1, 2]
+def test_a_vendor_block_refuses_every_later_label_an_mturk_one_only_later_work():
+    since = datetime(2026, 1, 2, tzinfo=UTC)
+    before, after = since - timedelta(hours=1), since + timedelta(hours=1)
+    vendor, mturk = ActiveBlock(since, at_lease=False), ActiveBlock(since, at_lease=True)
+    assert vendor.refuses(before, after) and vendor.refuses(None, after)
+    assert not vendor.refuses(before, before)
+    assert not mturk.refuses(before, after) and mturk.refuses(after, after)
 
 
 def test_scores_and_the_floor_need_enough_answers():
@@ -61,6 +66,9 @@ def test_plan_overlap_sorts_every_case():
     ]
     plan = plan_overlap(states, 0.9, 4)
     assert (plan.stop, plan.extra, plan.waiting, plan.review) == ([1, 6], [2], [3, 7], [4])
+    # Confident on fewer labels than the redundancy: wait for the rest, do not stop.
+    plan = plan_overlap(states, 0.9, 4, redundancy=2)
+    assert (plan.stop, plan.extra, plan.waiting, plan.review) == ([1], [2], [3, 6, 7], [4])
     assert plan_overlap([], 0.9, 4).extra == []
 
 
