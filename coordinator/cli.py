@@ -710,12 +710,16 @@ def mturk_poll() -> None:
     from coordinator.mturk import services
 
     with _session() as session:
-        result = services.poll(session, services.client_for_app())
+        result = services.PollResult()
+        for _ in services.poll_each(session, services.client_for_app(), result=result):
+            session.commit()  # each HIT's outcome is kept even if a later one fails
         session.commit()
         click.echo(f"{result.hits} HIT(s) polled: {result.recorded} label(s) recorded, "
+                   f"{result.confirmed} confirmed, "
                    f"{result.invalid} not counted, {result.approved} approved, "
                    f"{result.rejected} rejected, {result.discrepancies} answer(s) differing "
-                   "from the stored label")
+                   f"from the stored label, {result.mirrored} decided on MTurk, "
+                   f"{result.released} slot(s) released")
         for error in result.errors:
             click.echo(f"failed: {error}", err=True)
 
@@ -739,9 +743,14 @@ def mturk_cleanup() -> None:
 def mturk_reconcile() -> None:
     """List HITs on MTurk we do not know, and ours MTurk does not have live (exit 1 if any)."""
     from coordinator.mturk import services
+    from integrations.mturk.client import MTurkError
 
     with _session() as session:
-        found = services.reconcile(session, services.client_for_app())
+        try:
+            found = services.reconcile(session, services.client_for_app())
+        except MTurkError as exc:
+            raise click.ClickException(f"MTurk {exc.operation} {exc.code}: {exc.message}; "
+                                       "run the command again") from None
     for hit_id in found.unknown:
         click.echo(f"unknown to us: {hit_id}")
     for entry in found.not_live:
@@ -828,30 +837,41 @@ def export_command(project_id: int, run_id: int | None, location: str) -> None:
 @click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True)
 @click.option("--import/--no-import", "then_import", default=False, show_default=True,
               help="Import the predictions when the run succeeds (flags, redispatch).")
+@click.option("--training-run", "training_run_id", type=int,
+              help="Train this queued or failed run again, with its own dataset and "
+                   "settings, instead of exporting a new one.")
 def train(project_id: int, run_id: int | None, location: str | None, device: str, folds: int,
-          epochs: int, seed: int, then_import: bool) -> None:
+          epochs: int, seed: int, then_import: bool, training_run_id: int | None) -> None:
     """Export a consensus run, train on it in this process and record the run."""
     from pathlib import Path
 
     from coordinator.audit.services import Actor
     from coordinator.feedback import services
+    from coordinator.jobs import training_fit
     from training.__main__ import TerminalProgress
 
     app = _app()
     root = app.config.get("EXPORT_LOCATION") or str(Path(app.instance_path) / "exports")
     with app.app_context():
         session = db.session()
-        run = _fail_on_errors(lambda: services.start_training_run(
-            session, Actor.system(), project_id, export_root=root, run_id=run_id,
-            location=location, options={"folds": folds, "epochs": epochs, "seed": seed,
-                                        "device": device}))
+        if training_run_id is not None:
+            run = _fail_on_errors(lambda: services.requeue_training_run(
+                session, Actor.system(), project_id, training_run_id))
+        else:
+            run = _fail_on_errors(lambda: services.start_training_run(
+                session, Actor.system(), project_id, export_root=root, run_id=run_id,
+                location=location, options={"folds": folds, "epochs": epochs, "seed": seed,
+                                            "device": device}))
         session.commit()
         click.echo(f"training run {run.id}: {run.items} items from consensus run "
                    f"{run.consensus_run_id}, dataset at {run.dataset_uri}", err=True)
-        status = services.execute_training_run(session, run.id, progress=TerminalProgress())
-        session.commit()
-        if status != "succeeded":
+        status = _fail_on_errors(lambda: training_fit(session, run.id,
+                                                      progress=TerminalProgress()))
+        run = services.get_training_run(session, project_id, run.id)
+        if status == "failed":
             raise click.ClickException(f"training run {run.id} failed: {run.error}")
+        if status != "succeeded":  # claimed by another worker before this one
+            raise click.ClickException(f"training run {run.id} is {status} elsewhere")
         metrics = run.metrics or {}
         click.echo(f"training run {run.id} succeeded on {run.device}: accuracy against "
                    f"consensus {_number(metrics.get('accuracy_consensus') or float('nan'))}, "
@@ -929,6 +949,8 @@ def quality_round(project_id: int, run_id: int | None) -> None:
                    f"{outcome.extra_assignments} extra assignment(s), "
                    f"{outcome.cancelled} offer(s) withdrawn, {len(outcome.plan.stop)} task(s) "
                    f"confident, {len(outcome.plan.waiting)} waiting")
+        if outcome.extra_skipped:
+            click.echo(f"no extra assignments: {outcome.extra_skipped}", err=True)
 
 
 if __name__ == "__main__":

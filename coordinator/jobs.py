@@ -77,25 +77,53 @@ def mturk_poll(session: Session) -> Any:
     """
     from dataclasses import asdict
 
-    from coordinator.mturk.services import client_for_app, poll, sync_changed_block_qualifications
+    from coordinator.mturk.services import (
+        PollResult,
+        client_for_app,
+        poll_each,
+        sync_changed_block_qualifications,
+    )
 
     client = client_for_app()
-    outcome = poll(session, client)
+    outcome = PollResult()
+    # Committed HIT by HIT: an MTurk failure or a crash later keeps what was done before,
+    # and each HIT's advisory lock (PostgreSQL) is held only while that HIT is polled.
+    for _ in poll_each(session, client, result=outcome):
+        session.commit()
     synced = sync_changed_block_qualifications(session, client)
     if not (outcome or outcome.errors or synced["blocked"] or synced["unblocked"] or synced["errors"]):
         return 0
     return {**asdict(outcome), "qualification": synced}
 
 
-def training_fit(session: Session, training_run_id: int) -> str:
+def training_fit(session: Session, training_run_id: int, *, progress: Any = None) -> str:
     """Run a recorded training run (dataset in, predictions out); its status at the end.
 
-    Named under ``training.`` so it goes to the ``training`` queue: only the GPU worker
-    (``coordinator worker --queues training``) takes it.
+    Unlike the other jobs it commits by itself, in three steps, because training takes
+    minutes: claim the run (queued -> running) and commit; train with the session closed,
+    so no transaction and no write lock is held meanwhile; record the outcome, success or
+    failure (a crash included), in a short transaction of its own. A run that is not queued
+    (a redelivered job, a run another worker took) is not trained again. Named under
+    ``training.`` so it goes to the ``training`` queue: only the GPU worker
+    (``coordinator worker --queues training``) takes it. ``coordinator train`` calls it too.
     """
-    from coordinator.feedback.services import execute_training_run
+    from coordinator.feedback import services
 
-    return execute_training_run(session, training_run_id)
+    plan = services.claim_training_run(session, training_run_id)
+    if plan is None:
+        status = services.training_run_status(session, training_run_id)
+        session.commit()
+        return status
+    session.commit()
+    session.close()  # hands the connection back; the next use opens a new transaction
+    try:
+        manifest = services.train_claimed_run(plan, progress=progress)
+    except Exception as exc:  # noqa: BLE001 - every failure is recorded on the run
+        run = services.fail_training_run(session, plan.training_run_id, exc)
+    else:
+        run = services.finish_training_run(session, plan.training_run_id, manifest)
+    session.commit()
+    return run.status
 
 
 #: Every job by name. A job takes the session (and keyword arguments) and only flushes.

@@ -76,9 +76,6 @@ class StandIn:
             return {"HITTypeId": s.create_hit_type(**params)}
         if operation == "CreateHITWithHITType":
             token = body.get("UniqueRequestToken")
-            if token and token in s.tokens:
-                raise MTurkError(operation, "RequestError",
-                                 f"The HIT with ID {s.tokens[token]} already exists.")
             return {"HIT": s.create_hit(
                 hit_type_id=body["HITTypeId"], max_assignments=body["MaxAssignments"],
                 lifetime_seconds=body["LifetimeInSeconds"], question=body["Question"],

@@ -93,7 +93,10 @@ def bonus(values: dict[str, Any], mturk_assignment_id: str) -> Any:
 @blp.response(200, ReconcileOut)
 def reconcile() -> Any:
     """List HITs on MTurk we do not know, and ours that MTurk no longer has live."""
-    return services.reconcile(db.session(), services.client_for_app())
+    try:
+        return services.reconcile(db.session(), services.client_for_app())
+    except MTurkError as exc:
+        raise services.refused(exc) from None  # 409 refused, 502 still failing after retries
 
 
 @blp.route("/mturk/cleanup", methods=["POST"])

@@ -142,6 +142,10 @@ class MTurkAssignment(Base):
     answer_label: Mapped[str | None] = mapped_column(String(200))
     review_reason: Mapped[str | None] = mapped_column(String(1024))
     accepted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: when a poll saw MTurk list this assignment with the same WorkerId and HITId; until
+    #: then the page's label is kept aside (``unconfirmed``), since anyone can call the page
+    #: with invented ids
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

@@ -15,7 +15,7 @@ from flask_babel import get_locale, gettext
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from coordinator import db
-from coordinator.errors import CoordinatorError, Forbidden, InvalidInput, Unauthenticated
+from coordinator.errors import Conflict, CoordinatorError, Forbidden, InvalidInput, Unauthenticated
 from coordinator.guidelines.services import render
 from coordinator.mturk import services
 from coordinator.projects.models import Project
@@ -147,6 +147,6 @@ def post_label() -> Response:
         code = result["error"]["code"]
         if code == "invalid_label":
             raise InvalidInput(errors={"label": [result["error"]["message"]]})
-        raise CoordinatorError(result["error"]["message"], extra={"code": code})
+        raise Conflict(result["error"]["message"], code=code)
     session.commit()
     return jsonify({"label_id": result["label_id"]})

@@ -19,7 +19,6 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from integrations.mturk.fees import wire_amount
-from integrations.mturk.hits import hit_id_in
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +43,11 @@ class MTurkError(Exception):
         self.code = code
         self.message = message
         self.retryable = retryable
+
+    @property
+    def missing(self) -> bool:
+        """Whether the error says the HIT or assignment named does not exist (any more)."""
+        return "does not exist" in self.message.lower()
 
     @property
     def already_done(self) -> bool:
@@ -153,6 +157,11 @@ class BotoMTurk:
         return cls(build_boto_client(settings), settings)
 
     def _call(self, operation: str, **params: Any) -> Any:
+        method = getattr(self.client, operation)
+        return self._retrying(operation, lambda: method(**params))
+
+    def _retrying(self, operation: str, attempt_once: Callable[[], Any]) -> Any:
+        """Return ``attempt_once()``, retrying throttling and faults with backoff and jitter."""
         from botocore.exceptions import (
             ClientError,
             ReadTimeoutError,
@@ -162,10 +171,9 @@ class BotoMTurk:
         )
 
         attempts = max(self.settings.attempts, 1)
-        method = getattr(self.client, operation)
         for attempt in range(1, attempts + 1):
             try:
-                return method(**params)
+                return attempt_once()
             except ClientError as exc:
                 error = exc.response.get("Error", {})
                 status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
@@ -194,52 +202,29 @@ class BotoMTurk:
 
     def create_hit(self, *, hit_type_id: str, max_assignments: int, lifetime_seconds: int,
                    question: str, token: str, annotation: str) -> dict[str, Any]:
-        try:
-            answer = self._call(
-                "create_hit_with_hit_type", HITTypeId=hit_type_id, MaxAssignments=max_assignments,
-                LifetimeInSeconds=lifetime_seconds, Question=question, UniqueRequestToken=token,
-                RequesterAnnotation=annotation)
-            return _utc_all(answer["HIT"])
-        except MTurkError as exc:
-            if not exc.already_done:
-                raise
-            # The first call got through (its answer was lost): find that HIT, never make another.
-            hit_id = hit_id_in(exc.message)
-            if hit_id:
-                return self.get_hit(hit_id)
-            for hit in self.list_hits():
-                if hit.get("RequesterAnnotation") == annotation:
-                    return hit
-            raise
+        # A repeated token is refused (MTurkError.already_done), as MTurk does; the publish
+        # service then finds the first HIT (coordinator.mturk.services.create_or_find_hit).
+        answer = self._call(
+            "create_hit_with_hit_type", HITTypeId=hit_type_id, MaxAssignments=max_assignments,
+            LifetimeInSeconds=lifetime_seconds, Question=question, UniqueRequestToken=token,
+            RequesterAnnotation=annotation)
+        return _utc_all(answer["HIT"])
 
     def get_hit(self, hit_id: str) -> dict[str, Any]:
         return _utc_all(self._call("get_hit", HITId=hit_id)["HIT"])
 
     def _pages(self, operation: str, key: str, **params: Any) -> Iterator[dict[str, Any]]:
         # MTurk may send a NextToken with its last page; boto3's paginator asks once more and
-        # stops on the answer without one, which hand-written loops tend to get wrong.
+        # stops on the answer without one, which hand-written loops tend to get wrong. A
+        # paginator cannot resume after an error, so the whole listing is the unit retried:
+        # a throttled second page starts over from the first, and nothing is yielded twice.
         paginator = self.client.get_paginator(operation)
-        pages = paginator.paginate(**params, PaginationConfig={"PageSize": 100})
-        iterator = iter(pages)
-        while True:
-            try:
-                page = self._retrying_next(iterator, operation)
-            except StopIteration:
-                return
-            for item in page.get(key, []):
-                yield _utc_all(item)
 
-    def _retrying_next(self, iterator: Iterator[Any], operation: str) -> Any:
-        # A paginator cannot resume after an error, so its pages are not retried one by one;
-        # a failure surfaces as MTurkError and the next poll starts over (recording is idempotent).
-        from botocore.exceptions import ClientError
+        def listing() -> list[dict[str, Any]]:
+            pages = paginator.paginate(**params, PaginationConfig={"PageSize": 100})
+            return [_utc_all(item) for page in pages for item in page.get(key, [])]
 
-        try:
-            return next(iterator)
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            raise MTurkError(exc.operation_name, error.get("Code") or "Unknown",
-                             error.get("Message", "")) from None
+        return iter(self._retrying(operation, listing))
 
     def list_hits(self) -> Iterator[dict[str, Any]]:
         return self._pages("list_hits", "HITs")

@@ -82,8 +82,9 @@ class FakeMTurk:
     def create_hit(self, *, hit_type_id: str, max_assignments: int, lifetime_seconds: int,
                    question: str, token: str, annotation: str) -> dict[str, Any]:
         self._enter("create_hit_with_hit_type")
-        if token in self.tokens:
-            return dict(self.hits[self.tokens[token]])
+        if token in self.tokens:  # as MTurk: a repeated token is refused, naming the first HIT
+            raise MTurkError("CreateHITWithHITType", "RequestError",
+                             f"The HIT with ID {self.tokens[token]} already exists.")
         if not 1 <= max_assignments <= 1_000_000:
             raise MTurkError("CreateHITWithHITType", "RequestError", "MaxAssignments is invalid")
         hit_type = self.hit_types[hit_type_id]

@@ -19,6 +19,7 @@ from tests.integration.test_mturk_flow import (  # noqa: F401 (fixtures)
     answer,
     mturk,
     page,
+    run_consensus,
     standin,
     token_of,
 )
@@ -57,8 +58,12 @@ def test_publish_poll_cleanup_through_the_command(app, world, mturk, cli):  # no
     server.state.add_assignment(hit_ids[0], "A1", "W1", answer("negative"))
     polled = cli("mturk", "poll")
     assert polled.exit_code == 0, polled.output
-    assert ("2 HIT(s) polled: 0 label(s) recorded, 0 not counted, 1 approved, 0 rejected, "
-            "1 answer(s) differing from the stored label") in polled.output
+    assert ("2 HIT(s) polled: 0 label(s) recorded, 1 confirmed, 0 not counted, 0 approved, "
+            "0 rejected, 1 answer(s) differing from the stored label, 0 decided on MTurk, "
+            "0 slot(s) released") in polled.output
+    run_consensus(app, mturk)
+    polled = cli("mturk", "poll")
+    assert "1 approved" in polled.output, polled.output
     with app.app_context():
         assert [label.value for label in db.session().scalars(select(Label))] == ["positive"]
 
@@ -137,7 +142,7 @@ def test_sync_qualification_command(app, world, mturk, cli):  # noqa: F811
     assert missing.exit_code == 1 and "999" in missing.output
 
 
-def test_the_poll_job_run_by_hand(world, mturk, cli):  # noqa: F811
+def test_the_poll_job_run_by_hand(app, world, mturk, cli):  # noqa: F811
     server = mturk["server"]
     cli("mturk", "publish", "--project", str(mturk["project_id"]), "--workforce", str(mturk["workforce_id"]))
     hit_id = next(iter(server.state.hits))
@@ -147,5 +152,8 @@ def test_the_poll_job_run_by_hand(world, mturk, cli):  # noqa: F811
     server.state.add_assignment(hit_id, "A1", "W1", answer("positive"))
     ran = cli("jobs", "run", "mturk-poll")
     assert ran.exit_code == 0, ran.output
-    assert "'approved': 1" in ran.output
+    assert "'confirmed': 1" in ran.output and "'approved': 0" in ran.output
+    run_consensus(app, mturk)
+    ran = cli("jobs", "run", "mturk-poll")
+    assert "'approved': 1" in ran.output, ran.output
     assert server.state.assignments[hit_id][0]["AssignmentStatus"] == "Approved"

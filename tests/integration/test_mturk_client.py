@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 
+from coordinator.mturk.services import create_or_find_hit
 from integrations.mturk.client import BotoMTurk, ClientSettings, MTurkError, build_boto_client
 from integrations.mturk.hits import external_question
 from tests.mturk_standin import running
@@ -69,8 +70,9 @@ def test_a_repeated_create_finds_the_first_hit_instead_of_paying_twice(standin):
     question = external_question("https://example.org/mturk/task")
     first = mturk.create_hit(hit_type_id=type_id, max_assignments=3, lifetime_seconds=600,
                              question=question, token="tok-1", annotation="tok-1")
-    again = mturk.create_hit(hit_type_id=type_id, max_assignments=3, lifetime_seconds=600,
-                             question=question, token="tok-1", annotation="tok-1")
+    again = create_or_find_hit(mturk, hit_type_id=type_id, max_assignments=3,
+                               lifetime_seconds=600, question=question, token="tok-1",
+                               annotation="tok-1")
     assert again["HITId"] == first["HITId"] and len(server.state.hits) == 1
     assert first["Expiration"].tzinfo == timezone.utc  # botocore gave local time; we keep UTC
     sent = server.calls("CreateHITType")[0]
@@ -104,3 +106,23 @@ def test_boto3_honours_the_aws_endpoint_variable(standin, monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL_MTURK", url)
     mturk = BotoMTurk(build_boto_client(ClientSettings(sandbox=False, production=True)))
     assert mturk.account_balance() == Decimal("10000.00")
+
+
+def test_a_listing_throttled_on_a_later_page_is_retried_whole_without_repeats(standin):
+    server, url = standin
+    sleeps = []
+    mturk = client(url, sleeps)
+    type_id = mturk.create_hit_type(**HIT_TYPE)
+    hit = mturk.create_hit(hit_type_id=type_id, max_assignments=4, lifetime_seconds=600,
+                           question=external_question("https://e.org/t"), token="t", annotation="t")
+    for n in range(4):
+        server.state.add_assignment(hit["HITId"], f"A{n}", f"W{n}", "<QuestionFormAnswers/>")
+    server.inject("ListAssignmentsForHIT", "ThrottlingException", 400, "Rate exceeded", after=1)
+    listed = [a["AssignmentId"] for a in mturk.list_assignments(hit["HITId"])]
+    assert listed == ["A0", "A1", "A2", "A3"] and len(sleeps) == 1
+    # first page, the throttled second one, then the whole listing again (three pages)
+    assert len(server.calls("ListAssignmentsForHIT")) == 5
+    server.inject("ListHITs", "ThrottlingException", 400, "Rate exceeded", times=4)
+    with pytest.raises(MTurkError) as caught:  # still throttled after every attempt
+        list(mturk.list_hits())
+    assert caught.value.retryable and caught.value.code == "ThrottlingException"

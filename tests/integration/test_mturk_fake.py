@@ -6,6 +6,8 @@ through boto3 to the stand-in; every expectation is shared, so the fake cannot d
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from botocore import xform_name
 from sqlalchemy import select
@@ -16,8 +18,16 @@ from coordinator.dispatch.models import Assignment
 from coordinator.labels.models import Label
 from coordinator.mturk import services
 from coordinator.mturk.models import MTurkAssignment, MTurkHit
+from integrations.mturk.client import MTurkError
 from integrations.mturk.fake import FakeMTurk
-from tests.integration.test_mturk_flow import PAGE_BASE, answer, mturk, standin  # noqa: F401
+from integrations.mturk.hits import external_question
+from tests.integration.test_mturk_flow import (  # noqa: F401
+    PAGE_BASE,
+    answer,
+    mturk,
+    run_consensus,
+    standin,
+)
 
 #: The calls that change something on MTurk, in order, under both clients' names.
 CHANGES = ["create_hit_type", "create_hit_with_hit_type", "create_hit_with_hit_type",
@@ -70,8 +80,15 @@ def test_publish_and_poll_behave_alike(app, mturk, side):  # noqa: F811
         session = db.session()
         result = services.poll(session, client)
         session.commit()
+        assert (result.hits, result.recorded, result.invalid, result.confirmed, result.approved,
+                result.discrepancies, result.errors) == (2, 0, 1, 2, 0, 0, [])
+    run_consensus(app, mturk)
+    with app.app_context():
+        session = db.session()
+        result = services.poll(session, client)
+        session.commit()
         assert (result.hits, result.recorded, result.invalid, result.approved, result.rejected,
-                result.discrepancies, result.errors) == (2, 0, 1, 1, 1, 0, [])
+                result.discrepancies, result.errors) == (2, 0, 0, 1, 1, 0, [])
         assert services.poll(session, client).approved == 0  # idempotent
         states = {a.mturk_assignment_id: a.status for a in session.scalars(select(MTurkAssignment))}
         assert states == {"A1": "approved", "A2": "rejected", "A3": "invalid"}
@@ -81,3 +98,18 @@ def test_publish_and_poll_behave_alike(app, mturk, side):  # noqa: F811
     assert {a["AssignmentId"]: a["AssignmentStatus"] for h in state.assignments.values()
             for a in h} == {"A1": "Approved", "A2": "Rejected", "A3": "Submitted"}
     assert [c for c in calls() if c in set(CHANGES)] == CHANGES
+
+
+def test_a_repeated_request_token_is_refused_by_both_and_publish_finds_the_first_hit(app, mturk, side):  # noqa: F811
+    client, state, calls = side
+    type_id = client.create_hit_type(Reward=Decimal("0.05"), Title="t", Description="d", Keywords="",
+                                     AssignmentDurationInSeconds=600,
+                                     AutoApprovalDelayInSeconds=600, QualificationRequirements=[])
+    args = dict(hit_type_id=type_id, max_assignments=2, lifetime_seconds=600,
+                question=external_question("https://e.org/t"), token="tok-9", annotation="tok-9")
+    first = client.create_hit(**args)
+    with pytest.raises(MTurkError) as caught:  # as MTurk: a second HIT is never made
+        client.create_hit(**args)
+    assert caught.value.already_done and first["HITId"] in caught.value.message
+    found = services.create_or_find_hit(client, **args)
+    assert found["HITId"] == first["HITId"] and len(state.hits) == 1

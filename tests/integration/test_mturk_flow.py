@@ -13,6 +13,7 @@ from coordinator import db
 from coordinator.audit.services import Actor
 from coordinator.dispatch.models import Assignment
 from coordinator.labels.models import Label
+from coordinator.mturk import services as mturk_services
 from coordinator.mturk.models import MTurkAssignment, MTurkHit, MTurkHitSlot
 from coordinator.mturk.services import poll
 from coordinator.workforces import services as workforces
@@ -44,9 +45,13 @@ def standin(monkeypatch):
 
 
 @pytest.fixture
-def mturk(app, world, standin):
-    """An MTurk workforce, a project whose Arabic tasks only it can take, and its settings."""
+def mturk(app, world, standin, monkeypatch):
+    """An MTurk workforce, a project whose Arabic tasks only it can take, and its settings.
+
+    HITs are made in task order here (publish shuffles them), so tests can name them.
+    """
     server, url = standin
+    monkeypatch.setattr(mturk_services, "_shuffled", lambda planned: planned)
     settings = ClientSettings(endpoint_url=url, attempts=3, backoff_base=0.001)
     app.extensions["coordinator.mturk_client"] = BotoMTurk(build_boto_client(settings), settings)
     app.config["MTURK_WORKER_PAGE_URL"] = PAGE_BASE
@@ -92,6 +97,15 @@ def page(world, hit_id, assignment_id, worker_id, **headers):
 
 def token_of(response):
     return re.search(r'data-token="([^"]+)"', response.get_data(as_text=True)).group(1)
+
+
+def run_consensus(app, mturk):
+    """Aggregate the project's counted labels, as a manager would before reviews go out."""
+    from coordinator.consensus.services import run_consensus as run
+
+    with app.app_context():
+        run(db.session(), Actor.system(), mturk["project_id"])
+        db.session().commit()
 
 
 def test_publish_sends_requirements_exactly_and_caps_each_hit(world, mturk):
@@ -187,7 +201,15 @@ def test_worker_page_item_label_poll_and_review(app, world, mturk):
     with app.app_context():
         result = poll(db.session(), app.extensions["coordinator.mturk_client"])
         db.session().commit()
-        assert (result.recorded, result.invalid, result.approved, result.rejected) == (0, 1, 1, 1)
+        # MTurk listed A1 and A2 with their workers: their page labels count now; nothing is
+        # judged before a consensus run covers the task, gold or not
+        assert (result.recorded, result.invalid, result.approved, result.rejected) == (0, 1, 0, 0)
+        assert result.confirmed == 2
+    run_consensus(app, mturk)
+    with app.app_context():
+        result = poll(db.session(), app.extensions["coordinator.mturk_client"])
+        db.session().commit()
+        assert (result.recorded, result.invalid, result.approved, result.rejected) == (0, 0, 1, 1)
         again = poll(db.session(), app.extensions["coordinator.mturk_client"])
         db.session().commit()
         assert (again.recorded, again.invalid, again.approved, again.rejected) == (0, 0, 0, 0)
@@ -203,7 +225,11 @@ def test_worker_page_item_label_poll_and_review(app, world, mturk):
     statuses = {a["AssignmentId"]: a for h in server.state.assignments.values() for a in h}
     assert statuses["A1"]["AssignmentStatus"] == "Approved"
     assert statuses["A2"]["AssignmentStatus"] == "Rejected"
-    assert "negative" in statuses["A2"]["RequesterFeedback"]
+    # the rejection of a gold answer neither names the expected answer nor says it was gold
+    feedback = statuses["A2"]["RequesterFeedback"]
+    assert "negative" not in feedback and "positive" not in feedback and "control" not in feedback
+    # ... and is written in the language the worker's page was served in (Arabic here)
+    assert feedback.startswith("لم تطابق إجابتك الإجابة المتوقعة")
 
 
 def test_bad_input_on_the_worker_page(world, mturk):

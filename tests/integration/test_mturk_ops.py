@@ -22,6 +22,7 @@ from tests.integration.test_mturk_flow import (  # noqa: F401 (fixtures)
     mturk,
     page,
     publish,
+    run_consensus,
     standin,
     token_of,
 )
@@ -293,6 +294,10 @@ def test_a_differing_mturk_answer_is_recorded_not_counted(app, world, mturk, cap
         result = services.poll(db.session(), _client(app))
         db.session().commit()
         assert (result.recorded, result.discrepancies, result.invalid) == (0, 1, 0)
+    run_consensus(app, mturk)
+    with app.app_context():
+        services.poll(db.session(), _client(app))
+        db.session().commit()
         labels = db.session().scalars(select(Label)).all()
         assert [label.value for label in labels] == ["positive"]  # ours stands, MTurk's not counted
         assert db.session().scalar(select(func.count()).select_from(AuditEvent).where(
@@ -331,6 +336,8 @@ def test_the_poll_job_runs_the_poll_service(app, world, mturk):  # noqa: F811
     world.client.post("/mturk/labels", json={
         "token": token, "assignment_id": "A1", "label": "positive", "locale": "ar"})
     server.state.add_assignment(hit_ids[0], "A1", "W1", answer("positive"))
+    assert jobs.run_job(app, "mturk_poll")["confirmed"] == 1
+    run_consensus(app, mturk)
     app.config["JOBS_IN_PROCESS"] = "thread"
     with app.app_context():
         future = jobs.enqueue("mturk_poll")

@@ -7,7 +7,6 @@ import pytest
 from coordinator import create_app, jobs
 from coordinator.config import DEFAULTS, ENV_PREFIX
 from coordinator.mturk import services
-from coordinator.mturk.services import PollResult
 
 
 @pytest.fixture(autouse=True)
@@ -28,15 +27,18 @@ def seen(monkeypatch):
     client = object()
     monkeypatch.setattr(services, "client_for_app", lambda: client)
 
-    def poll(session, given):
+    def poll_each(session, given, result):
         calls.append(("poll", given))
-        return PollResult(hits=3, recorded=2, approved=1)
+        for _ in range(3):  # three HITs, each yielded so that the job commits it
+            result.hits += 1
+            yield result
+        result.recorded, result.approved = 2, 1
 
     def sync(session, given):
         calls.append(("sync", given))
         return {"blocked": 1, "unblocked": 0, "errors": []}
 
-    monkeypatch.setattr(services, "poll", poll)
+    monkeypatch.setattr(services, "poll_each", poll_each)
     monkeypatch.setattr(services, "sync_changed_block_qualifications", sync)
     return calls, client
 
@@ -45,12 +47,17 @@ def test_the_job_runs_the_poll_then_the_qualification_sync_with_one_client(tmp_p
     calls, client = seen
     result = jobs.run_job(make_app(tmp_path), "mturk_poll")
     assert calls == [("poll", client), ("sync", client)]
+    assert result["hits"] == 3
     assert result["recorded"] == 2 and result["approved"] == 1
     assert result["qualification"] == {"blocked": 1, "unblocked": 0, "errors": []}
 
 
 def test_a_quiet_poll_reports_zero(tmp_path, monkeypatch, seen):
-    monkeypatch.setattr(services, "poll", lambda session, client: PollResult(hits=2))
+    def quiet(session, client, result):
+        result.hits = 2
+        yield result
+
+    monkeypatch.setattr(services, "poll_each", quiet)
     monkeypatch.setattr(services, "sync_changed_block_qualifications",
                         lambda session, client: {"blocked": 0, "unblocked": 0, "errors": []})
     assert jobs.run_job(make_app(tmp_path), "mturk_poll") == 0
