@@ -5,8 +5,10 @@ pandas, and its pairwise Cohen's kappa joins the label table with itself; a repo
 wants five breakdowns of a million labels pays that five times. :func:`breakdowns` takes
 the labels once as integer codes and gives the same figures (the same definitions,
 conventions and duplicate policy: a worker's last label on a task counts) for every
-grouping: the pairs of labels on a task are laid out once, and each grouping keeps the
-pairs whose two labels fall in the same group.
+grouping. Cohen's kappa needs, per pair of workers in a group, only their common tasks,
+agreements and confusion margins: ordinary tasks give them from their pairs of labels,
+and heavy ones (a gold task served thousands of times) from dense matrix products over
+the workers who meet there, so a task with m labels never lays out m**2 pairs.
 
 Inputs are codes, not names: ``task`` and ``worker`` any integers, ``klass`` the class
 position from 0, each grouping a code per label with its keys (``codes[i]`` indexes
@@ -26,6 +28,13 @@ import pandas as pd
 COLUMNS = ("labels", "tasks", "workers", "krippendorff_alpha", "fleiss_kappa", "cohen_kappa",
            "accuracy_consensus", "accuracy_gold")
 
+
+#: A unit (task in a group) with more labels than this may be counted as a dense block.
+HEAVY = 32
+#: Cells of a dense block computed at once: bounds the memory of a heavy group's pairs.
+_BLOCK_CELLS = 1 << 20
+#: How much cheaper a dense cell is than a pair of labels laid out (measured, roughly).
+_DENSE_ADVANTAGE = 4
 
 #: Up to this many (group, value) cells, distinct counts mark a boolean table, not a sort.
 _MASK_CELLS = 1 << 26
@@ -104,49 +113,179 @@ def _alpha_fleiss(group: np.ndarray, task: np.ndarray, klass: np.ndarray, T: int
 
 
 @dataclass(frozen=True)
-class _Pairs:
-    """Every pair of labels on one task: the two rows, lower worker code first."""
+class _PairKappas:
+    """Cohen's kappa of every pair of workers with a common task in one group."""
 
-    a: np.ndarray
-    b: np.ndarray
+    group: np.ndarray   #: group code of each pair
+    first: np.ndarray   #: the lower worker code of each pair
+    second: np.ndarray  #: the higher worker code
+    tasks: np.ndarray   #: common tasks of the pair within its group
+    kappa: np.ndarray
 
 
-def _pairs(task: np.ndarray, worker: np.ndarray) -> _Pairs:
-    """Lay out every pair of labels that share a task (rows sorted by task)."""
-    order = np.argsort(task, kind="stable")
-    sorted_task = task[order]
+def _label_pairs(unit: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return every pair of the given rows that share a unit, as two arrays of rows."""
+    order = rows[np.argsort(unit[rows], kind="stable")]
+    sorted_unit = unit[order]
     firsts, seconds = [], []
     active = np.arange(len(order) - 1)
     distance = 1
-    # Row p pairs with p + d while both are on one task; the candidates shrink each step,
-    # so the work is the number of pairs, whatever the largest task.
+    # Row p pairs with p + d while both are on one unit; the candidates shrink each step,
+    # so the work is the number of pairs, whatever the largest unit.
     while len(active):
-        active = active[sorted_task[active + distance] == sorted_task[active]]
+        active = active[sorted_unit[active + distance] == sorted_unit[active]]
         firsts.append(order[active])
         seconds.append(order[active + distance])
         distance += 1
         active = active[active + distance < len(order)]
-    a = np.concatenate(firsts) if firsts else np.zeros(0, dtype=np.intp)
-    b = np.concatenate(seconds) if seconds else np.zeros(0, dtype=np.intp)
-    swap = worker[a] > worker[b]
-    a, b = np.where(swap, b, a), np.where(swap, a, b)
-    return _Pairs(a, b)
+    empty = np.zeros(0, dtype=np.intp)
+    return (np.concatenate(firsts) if firsts else empty,
+            np.concatenate(seconds) if seconds else empty)
 
 
-def _pair_kappas(pairs: _Pairs, pair_group: np.ndarray, worker: np.ndarray,
-                 klass: np.ndarray, W: int, K: int) -> tuple[np.ndarray, ...]:
-    """Cohen's kappa of every (group, worker a, worker b): groups, workers, tasks, kappa."""
-    key = (pair_group * W + worker[pairs.a]) * W + worker[pairs.b]
-    unique, inverse = np.unique(key, return_inverse=True)
-    P = len(unique)
-    cells = np.bincount(inverse * (K * K) + klass[pairs.a] * K + klass[pairs.b],
-                        minlength=P * K * K).reshape(P, K, K).astype(float)
-    total = cells.sum(axis=(1, 2))
+def _dense_units(unit: np.ndarray, column: np.ndarray, unit_group: np.ndarray
+                 ) -> np.ndarray:
+    """Return per unit whether it is counted in a dense block of its group's columns.
+
+    A unit with more than :data:`HEAVY` labels (a gold task served again and again) gives
+    the square of its labels in pairs. The heavy units of a group go to a dense block when
+    its cost is below laying those pairs out: the block has a cell per pair of the group's
+    heavy columns, and each cell costs a multiply-add per heavy unit (matrix products, some
+    32 of which cost about as much as one pair laid out, sorted and summed), as when the
+    same crowd answers every gold task.
+    """
+    size = np.bincount(unit)
+    heavy = size > HEAVY
+    dense = np.zeros(len(size), dtype=bool)
+    if not heavy.any():
+        return dense
+    on_heavy = heavy[unit]
+    label_group = unit_group[unit[on_heavy]]
+    groups, first = np.unique(label_group, return_inverse=True)
+    columns = _distinct(first, np.unique(column[on_heavy], return_inverse=True)[1],
+                        int(column.max()) + 1, len(groups))
+    at = np.searchsorted(groups, unit_group[heavy])
+    pairs = np.bincount(at, weights=size[heavy] * (size[heavy] - 1.0) / 2, minlength=len(groups))
+    units = np.bincount(at, minlength=len(groups))
+    cells = columns * (columns - 1.0) / 2
+    chosen = np.zeros(int(unit_group.max()) + 1, dtype=bool)
+    chosen[groups[cells * (1 + units / 32) <= _DENSE_ADVANTAGE * pairs]] = True
+    dense[heavy] = chosen[unit_group[heavy]]
+    return dense
+
+
+def _dense_block(unit: np.ndarray, column: np.ndarray, klass: np.ndarray,
+                 fold: tuple[np.ndarray, ...]) -> list[tuple[np.ndarray, ...]]:
+    """Return the pairs of one dense block, by slab: first, second, tasks, Cohen's kappa.
+
+    ``unit`` and ``column`` code the block's labels from 0; ``fold`` is ``(column a,
+    column b, class a, class b)`` of label pairs between its columns met on other units,
+    a's column lower, added cell by cell. For a pair (a, b), ``chance`` is the sum over
+    classes k of (common tasks where a gave k) x (common tasks where b gave k). Presence
+    and class indicators are multiplied as float32 matrices (exact for counts below 2**24),
+    a slab of rows of the upper triangle at a time, so memory stays near _BLOCK_CELLS.
+    """
+    n_units, n = int(unit.max()) + 1, int(column.max()) + 1
+    presence = np.zeros((n_units, n), dtype=np.float32)
+    presence[unit, column] = 1.0
+    fold_a, fold_b, fold_ka, fold_kb = fold
+    classes = np.unique(np.concatenate([klass, fold_ka, fold_kb]))
+    gave = np.zeros((len(classes), n_units, n), dtype=np.float32)
+    gave[np.searchsorted(classes, klass), unit, column] = 1.0
+    order = np.argsort(fold_a, kind="stable")
+    fold_a, fold_b, fold_ka, fold_kb = (x[order] for x in fold)
+    found: list[tuple[np.ndarray, ...]] = []
+    slab = max(1, _BLOCK_CELLS // n)
+    for start in range(0, n, slab):
+        stop = min(start + slab, n)
+        rows, width = slice(start, stop), n - start  # columns from ``start`` on: b > a
+
+        def cells(chosen: np.ndarray | None = None, weights: np.ndarray | None = None
+                  ) -> np.ndarray:
+            at = cell if chosen is None else cell[chosen]
+            return np.bincount(at, weights=weights, minlength=(stop - start) * width
+                               ).reshape(stop - start, width)
+
+        lo, hi = np.searchsorted(fold_a, [start, stop])
+        cell = (fold_a[lo:hi] - start) * width + (fold_b[lo:hi] - start)
+        ka, kb = fold_ka[lo:hi], fold_kb[lo:hi]
+        tasks = (presence[:, rows].T @ presence[:, start:]).astype(float) + cells()
+        agreements = cells(weights=(ka == kb).astype(float))
+        chance = np.zeros_like(tasks)
+        for k, one in zip(classes, gave, strict=True):
+            agreements += one[:, rows].T @ one[:, start:]
+            by_a = (one[:, rows].T @ presence[:, start:]).astype(float) + cells(ka == k)
+            by_b = (presence[:, rows].T @ one[:, start:]).astype(float) + cells(kb == k)
+            chance += by_a * by_b
+        upper = np.arange(width)[None, :] > np.arange(stop - start)[:, None]
+        r, c = np.nonzero(upper & (tasks > 0))
+        found.append(((start + r).astype(np.int32), (start + c).astype(np.int32),
+                      *_kappa(tasks[r, c], agreements[r, c], chance[r, c])))
+    return found
+
+
+def _kappa(tasks: np.ndarray, agreements: np.ndarray, chance: np.ndarray
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Return the tasks and Cohen's kappa of pairs from their counts (see _dense_block)."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        observed = np.trace(cells, axis1=1, axis2=2) / total
-        chance = (cells.sum(axis=2) * cells.sum(axis=1)).sum(axis=1) / (total * total)
-        kappa = np.where(chance < 1.0 - 1e-12, (observed - chance) / (1.0 - chance), np.nan)
-    return unique // (W * W), (unique // W) % W, unique % W, total, kappa
+        observed = agreements / tasks
+        expected = chance / (tasks * tasks)
+        return tasks, np.where(expected < 1.0 - 1e-12,
+                               (observed - expected) / (1.0 - expected), np.nan)
+
+
+def _pair_kappas(group: np.ndarray, task: np.ndarray, worker: np.ndarray, klass: np.ndarray,
+                 T: int, W: int) -> _PairKappas:
+    """Cohen's kappa of every (group, worker a, worker b) with a common task in the group.
+
+    One label per (task, worker). A unit is a (group, task) and a column a (group, worker),
+    so labels meet only labels of their own group. Per pair only the common tasks, the
+    agreements and the chance term (the confusion matrix's margins multiplied) are kept,
+    never the pairs of labels of a heavy unit: those are counted in a dense block of their
+    group's columns (see :func:`_dense_units`), and the ordinary units' pairs of labels
+    are laid out and summed by pair of columns.
+    """
+    units, unit = np.unique(group * T + task, return_inverse=True)
+    columns, column = np.unique(group * W + worker, return_inverse=True)
+    unit, column = unit.reshape(-1), column.reshape(-1)
+    C, K = len(columns), int(klass.max(initial=0)) + 1
+    on_dense = _dense_units(unit, column, units // T)[unit] if len(unit) else unit > 0
+    a, b = _label_pairs(unit, np.flatnonzero(~on_dense))
+    a, b = np.where(column[a] > column[b], b, a), np.where(column[a] > column[b], a, b)
+    # The dense blocks' columns, numbered within their group (columns sort by group).
+    block_columns = np.unique(column[on_dense])
+    block_group = columns[block_columns] // W
+    block_start = np.searchsorted(block_group, block_group)
+    local = np.full(C, -1, dtype=np.int64)
+    local[block_columns] = np.arange(len(block_columns)) - block_start
+    folded = (local[column[a]] >= 0) & (local[column[b]] >= 0)
+    parts: list[tuple[np.ndarray, ...]] = []
+    light_a, light_b = a[~folded], b[~folded]
+    key = column[light_a].astype(np.int64) * C + column[light_b]
+    pair, inverse = np.unique(key, return_inverse=True)
+    inverse, P = inverse.reshape(-1), len(pair)
+    ka, kb = klass[light_a], klass[light_b]
+    by_a = np.bincount(inverse * K + ka, minlength=P * K).reshape(P, K).astype(float)
+    by_b = np.bincount(inverse * K + kb, minlength=P * K).reshape(P, K).astype(float)
+    parts.append((pair // C, pair % C, *_kappa(
+        np.bincount(inverse, minlength=P).astype(float),
+        np.bincount(inverse, weights=(ka == kb).astype(float), minlength=P),
+        (by_a * by_b).sum(axis=1))))
+    fold_group = columns[column[a[folded]]] // W
+    for g in np.unique(block_group):
+        rows = np.flatnonzero(on_dense & (columns[column] // W == g))
+        _, block_unit = np.unique(unit[rows], return_inverse=True)
+        chosen = fold_group == g
+        fa, fb = a[folded][chosen], b[folded][chosen]
+        offset = block_columns[block_start[np.searchsorted(block_group, g)]]
+        for first, second, tasks, kappa in _dense_block(
+                block_unit.reshape(-1), local[column[rows]], klass[rows],
+                (local[column[fa]], local[column[fb]], klass[fa], klass[fb])):
+            parts.append((first + offset, second + offset, tasks, kappa))
+    first, second, tasks, kappa = (np.concatenate(x) for x in zip(*parts, strict=True))
+    # Pairs stay within a group, and within a group columns sort by worker.
+    first, second = columns[first], columns[second]
+    return _PairKappas(first // W, first % W, second % W, tasks, kappa)
 
 
 def _weighted_mean(index: np.ndarray, kappa: np.ndarray, tasks: np.ndarray, G: int
@@ -178,9 +317,8 @@ def breakdowns(task: np.ndarray, worker: np.ndarray, klass: np.ndarray, n_classe
     task_code, worker_code = task_code.reshape(-1), worker_code.reshape(-1)
     T, W, K = max(int(task_code.max(initial=-1)) + 1, 1), max(len(worker_ids), 1), max(
         n_classes, 1)
-    pairs = _pairs(task_code, worker_code)
-    overall_pairs = _pair_kappas(pairs, np.zeros(len(pairs.a), dtype=np.int64), worker_code,
-                                 klass, W, K)
+    overall_pairs = _pair_kappas(np.zeros(len(task_code), dtype=np.int64), task_code,
+                                 worker_code, klass, T, W)
     result: dict[str | None, pd.DataFrame] = {}
     everything = {None: Grouping(np.zeros(len(task), dtype=np.int64), np.array(["all"])),
                   **groupings}
@@ -198,23 +336,19 @@ def breakdowns(task: np.ndarray, worker: np.ndarray, klass: np.ndarray, n_classe
             table["krippendorff_alpha"], table["fleiss_kappa"] = _alpha_fleiss(
                 code, task_code, klass, T, K, G)
         if name is None:
-            _, _, _, tasks, kappa = overall_pairs
-            table["cohen_kappa"] = _weighted_mean(np.zeros(len(kappa), dtype=np.int64), kappa,
-                                                  tasks, 1)
+            pairs = overall_pairs
+            table["cohen_kappa"] = _weighted_mean(pairs.group, pairs.kappa, pairs.tasks, 1)
         elif name == "worker":
-            _, first, second, tasks, kappa = overall_pairs
+            pairs = overall_pairs
             # Worker codes are the group codes here when every worker is its own group.
             to_group = np.full(W, -1, dtype=np.int64)
             to_group[worker_code] = code
-            index = np.concatenate([to_group[first], to_group[second]])
-            table["cohen_kappa"] = _weighted_mean(index, np.concatenate([kappa, kappa]),
-                                                  np.concatenate([tasks, tasks]), G)
+            index = np.concatenate([to_group[pairs.first], to_group[pairs.second]])
+            table["cohen_kappa"] = _weighted_mean(index, np.concatenate([pairs.kappa] * 2),
+                                                  np.concatenate([pairs.tasks] * 2), G)
         else:
-            same = code[pairs.a] == code[pairs.b]
-            chosen = _Pairs(pairs.a[same], pairs.b[same])
-            groups_of, _, _, tasks, kappa = _pair_kappas(chosen, code[chosen.a], worker_code,
-                                                         klass, W, K)
-            table["cohen_kappa"] = _weighted_mean(groups_of, kappa, tasks, G)
+            pairs = _pair_kappas(code, task_code, worker_code, klass, T, W)
+            table["cohen_kappa"] = _weighted_mean(pairs.group, pairs.kappa, pairs.tasks, G)
         if consensus is not None:
             table["accuracy_consensus"] = _share(consensus == klass, code, consensus >= 0, G)
         if gold is not None:

@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 
 from coordinator import create_app, db, schema
 from coordinator.accounts import services as accounts
+from coordinator.audit import guard
 from coordinator.audit.services import Actor
 from coordinator.models import Base
 from coordinator.workforces import services as workforces
@@ -93,8 +94,19 @@ def _empty_tables(app: Flask) -> None:
         if engine.dialect.name == "postgresql":
             connection.execute(text(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE"))
         else:
+            # SQLite's append-only triggers on audit_events (coordinator.audit.guard) would
+            # refuse the DELETE: drop them for it and create them again, in this transaction.
+            # PostgreSQL's TRUNCATE fires no row trigger.
+            guarded = connection.execute(text(
+                "SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit_events'"
+            )).first() is not None
+            lift, restore = guard.suspend_statements("sqlite") if guarded else ([], [])
+            for statement in lift:
+                connection.execute(text(statement))
             for name in names:
                 connection.execute(text(f"DELETE FROM {name}"))
+            for statement in restore:
+                connection.execute(text(statement))
             connection.execute(text("DELETE FROM sqlite_sequence")) if _has_sequence(connection) else None
 
 

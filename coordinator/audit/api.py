@@ -9,7 +9,13 @@ from flask_smorest import Blueprint
 from coordinator import db
 from coordinator.api import PAGINATE, page_window
 from coordinator.audit import services
-from coordinator.audit.schemas import AuditEventOut, AuditQuery, ChainVerdictOut
+from coordinator.audit.schemas import (
+    AuditEventOut,
+    AuditQuery,
+    ChainVerdictOut,
+    VerifyQuery,
+    parse_position,
+)
 from coordinator.auth import requires
 
 blp = Blueprint("audit", __name__, url_prefix="/audit",
@@ -36,10 +42,18 @@ def events(query: dict[str, Any], pagination_parameters: Any) -> Any:
 
 @blp.route("/verify", methods=["GET"])
 @requires(*AUDIT_READERS)
+@blp.arguments(VerifyQuery, location="query", error_status_code=400)
 @blp.response(200, ChainVerdictOut)
-def verify() -> Any:
-    """Walk the whole chain: the first edited, deleted or reordered event, or none."""
-    verdict = services.verify_chain(db.session())
+def verify(query: dict[str, Any]) -> Any:
+    """Walk the chain: the first edited, deleted, reordered or rewritten event, or none.
+
+    Without parameters the walk reads every event. ``from_seq`` and ``from_hash`` (a head an
+    earlier verify gave) start it after that event; ``expect_head`` (``seq:hash``) checks a
+    head noted earlier is still in the chain unchanged.
+    """
+    checkpoint = ((query["from_seq"], query["from_hash"]) if "from_seq" in query else None)
+    expected = parse_position(query["expect_head"]) if "expect_head" in query else None
+    verdict = services.verify_chain(db.session(), checkpoint=checkpoint, expect_head=expected)
     problem = None
     if verdict.problem is not None:
         problem = {"kind": verdict.problem.kind, "seq": verdict.problem.seq,

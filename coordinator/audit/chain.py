@@ -80,7 +80,7 @@ def event_hash(event: Mapping[str, Any], prev_hash: str) -> str:
 class Problem:
     """The first event where the chain breaks, and how."""
 
-    #: ``edited``, ``deleted`` or ``reordered``
+    #: ``edited``, ``deleted``, ``reordered`` or ``rewritten`` (a hash noted earlier changed)
     kind: str
     seq: int
     event_id: int
@@ -103,15 +103,17 @@ class Verdict:
 
 
 def verify(rows: Iterable[Mapping[str, Any]],
-           find_seq: Callable[[str], int | None] = lambda _hash: None) -> Verdict:
+           find_seq: Callable[[str], int | None] = lambda _hash: None, *,
+           start: tuple[int, str] = (1, GENESIS)) -> Verdict:
     """Walk events in ``seq`` order and return the first break, if any.
 
     Each row holds the audited fields and ``id``, ``seq``, ``prev_hash`` and ``hash``.
     ``find_seq`` returns the seq of the stored event with a hash, or None; it is asked only
     where a link breaks, to tell a reordering (the link points at another stored event)
-    from a deletion (it points at none).
+    from a deletion (it points at none). ``start`` is the seq of the first row and the hash
+    it links to: the walk may begin after a checkpoint verified before.
     """
-    expected_seq, prev, count, last = 1, GENESIS, 0, None
+    (expected_seq, prev), count, last = start, 0, None
     for row in rows:
         count += 1
         seq, event_id = row["seq"], row["id"]

@@ -16,7 +16,11 @@ class AuditEvent(Base):
     """Who changed what, when, with the state before and after."""
 
     __tablename__ = "audit_events"
-    __table_args__ = (Index("ix_audit_events_subject", "subject_type", "subject_id"),)
+    # Indexes for the trail's filters (``list_events``), each ending in the chain order.
+    # The database refuses to update or delete a row: see ``coordinator.audit.guard``.
+    __table_args__ = (Index("ix_audit_events_subject", "subject_type", "subject_id"),
+                      Index("ix_audit_events_actor", "actor_id", "seq"),
+                      Index("ix_audit_events_action", "action", "seq"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

@@ -11,7 +11,7 @@ the unique ``seq`` turns any fork of the chain into an error rather than a silen
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -55,6 +55,17 @@ def snapshot(obj: Any, fields: tuple[str, ...]) -> dict[str, Any]:
     return {name: _plain(getattr(obj, name)) for name in fields}
 
 
+def id_ranges(ids: Iterable[int]) -> list[list[int]]:
+    """Return ids as sorted ``[first, last]`` runs: a batch's ids, mostly consecutive, in little room."""
+    runs: list[list[int]] = []
+    for value in sorted(set(ids)):
+        if runs and value == runs[-1][1] + 1:
+            runs[-1][1] = value
+        else:
+            runs.append([value, value])
+    return runs
+
+
 def record(
     session: Session,
     actor: Actor,
@@ -67,7 +78,6 @@ def record(
 ) -> AuditEvent:
     """Append an audit event, chained to the last one, for a change the caller will commit."""
     values: dict[str, Any] = {
-        "occurred_at": utcnow(),
         "actor_id": actor.account_id,
         "action": action,
         "subject_type": subject_type,
@@ -79,6 +89,8 @@ def record(
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": chain.LOCK_KEY})
+    # The time is read once the chain is ours, so occurred_at never goes back along it.
+    values["occurred_at"] = utcnow()
     tail = connection.execute(select(AuditEvent.seq, AuditEvent.hash)
                               .order_by(AuditEvent.seq.desc()).limit(1)).first()
     seq, prev_hash = (tail[0] + 1, tail[1]) if tail is not None else (1, chain.GENESIS)
@@ -123,13 +135,17 @@ _CHAIN_COLUMNS = (AuditEvent.id, AuditEvent.seq, AuditEvent.prev_hash, AuditEven
 def list_events(session: Session, *, offset: int, limit: int, actor_id: int | None = None,
                 action: str | None = None, subject_type: str | None = None,
                 subject_id: str | None = None, since: datetime | None = None,
-                until: datetime | None = None) -> tuple[list[AuditEvent], int]:
+                until: datetime | None = None, after_seq: int | None = None
+                ) -> tuple[list[AuditEvent], int]:
     """Return one page of events matching every filter given, in chain order, and the total.
 
     ``action`` ending in ``.*`` matches every action under that prefix (``project.*``);
-    ``since`` is inclusive and ``until`` exclusive.
+    ``since`` is inclusive and ``until`` exclusive; ``after_seq`` lists only events appended
+    after that one (a reader following the trail asks from the last seq it saw).
     """
     conditions = []
+    if after_seq is not None:
+        conditions.append(AuditEvent.seq > after_seq)
     if actor_id is not None:
         conditions.append(AuditEvent.actor_id == actor_id)
     if action is not None:
@@ -149,9 +165,8 @@ def list_events(session: Session, *, offset: int, limit: int, actor_id: int | No
     return list(page), total or 0
 
 
-def _chain_rows(session: Session) -> Iterator[dict[str, Any]]:
-    """Yield every event's chain fields in seq order, a batch per query."""
-    after = 0
+def _chain_rows(session: Session, after: int = 0) -> Iterator[dict[str, Any]]:
+    """Yield the chain fields of every event after seq ``after``, in seq order, a batch per query."""
     while True:
         rows = session.execute(select(*_CHAIN_COLUMNS).where(AuditEvent.seq > after)
                                .order_by(AuditEvent.seq).limit(_VERIFY_BATCH)).all()
@@ -162,12 +177,48 @@ def _chain_rows(session: Session) -> Iterator[dict[str, Any]]:
         after = rows[-1].seq
 
 
-def verify_chain(session: Session) -> chain.Verdict:
-    """Walk the whole chain and return the first edited, deleted or reordered event, if any."""
+def _noted(session: Session, seq: int, digest: str) -> chain.Problem | None:
+    """Return the problem when the event at ``seq`` is gone or no longer hashes to ``digest``."""
+    stored = session.execute(select(AuditEvent.id, AuditEvent.hash)
+                             .where(AuditEvent.seq == seq)).first()
+    if stored is None:
+        return chain.Problem("deleted", seq, 0, f"event {seq}, noted earlier, is missing")
+    if stored.hash != digest:
+        return chain.Problem("rewritten", seq, stored.id,
+                             f"event {seq} (id {stored.id}) no longer has the hash noted "
+                             "earlier: the chain was rewritten up to it")
+    return None
+
+
+def verify_chain(session: Session, *, checkpoint: tuple[int, str] | None = None,
+                 expect_head: tuple[int, str] | None = None) -> chain.Verdict:
+    """Walk the chain and return the first edited, deleted, reordered or rewritten event.
+
+    ``checkpoint`` (a seq and its hash, from an earlier verify) starts the walk after that
+    event instead of at the first, once the stored event still has that hash: a reader who
+    verified the chain up to it need not walk it again. ``expect_head`` (a head noted
+    earlier) must still be in the chain with its hash: a chain recomputed from some event
+    on links up again, and only a hash kept outside the database tells it was rewritten.
+    """
     def find_seq(digest: str) -> int | None:
         return session.scalar(select(AuditEvent.seq).where(AuditEvent.hash == digest).limit(1))
 
-    return chain.verify(_chain_rows(session), find_seq)
+    start_seq, start_hash = 0, chain.GENESIS
+    if checkpoint is not None:
+        problem = _noted(session, *checkpoint)
+        if problem is not None:
+            return chain.Verdict(0, None, None, problem)
+        start_seq, start_hash = checkpoint
+    verdict = chain.verify(_chain_rows(session, start_seq), find_seq,
+                           start=(start_seq + 1, start_hash))
+    if verdict.ok and expect_head is not None:
+        problem = _noted(session, *expect_head)
+        if problem is not None:
+            return chain.Verdict(verdict.events, None, None, problem)
+    if verdict.ok and checkpoint is not None and verdict.head_seq is None:
+        # Nothing after the checkpoint: the head is the checkpoint itself.
+        return chain.Verdict(0, start_seq, start_hash, None)
+    return verdict
 
 
 def describe(problem: chain.Problem) -> str:
@@ -178,5 +229,11 @@ def describe(problem: chain.Problem) -> str:
     if problem.kind == "reordered":
         return gettext("Audit event %(seq)s (id %(id)s) is not chained after the event before "
                        "it: events were reordered.", seq=problem.seq, id=problem.event_id)
+    if problem.kind == "rewritten":
+        return gettext("Audit event %(seq)s (id %(id)s) no longer has the hash noted earlier: "
+                       "the chain was rewritten up to it.", seq=problem.seq, id=problem.event_id)
+    if problem.event_id == 0:
+        return gettext("Audit event %(seq)s, noted earlier, is missing: events were deleted.",
+                       seq=problem.seq)
     return gettext("Audit events before event %(seq)s (id %(id)s) are missing: events were "
                    "deleted.", seq=problem.seq, id=problem.event_id)

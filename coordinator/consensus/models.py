@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, String, UniqueConstraint
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -59,6 +59,9 @@ class ConsensusRun(Base):
     gold_held_out: Mapped[int]
     #: share of held-out gold tasks whose consensus equals the gold answer; empty with none
     gold_accuracy: Mapped[float | None] = mapped_column(Double)
+    #: the largest id among the labels the run read (its watermark, for lineage); empty for
+    #: runs made before it was kept
+    max_label_id: Mapped[int | None] = mapped_column(BigInteger)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

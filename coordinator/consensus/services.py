@@ -75,6 +75,8 @@ class Inputs:
     #: gold answers by task id, of the tasks in the labels only, in task order
     gold: pd.Series
     fingerprint: str
+    #: the largest id among the labels read: lineage tells the labels the run read by it
+    max_label_id: int | None = None
 
     @property
     def empty(self) -> bool:
@@ -196,6 +198,8 @@ class _Labels:
     position: np.ndarray
     #: the grouping columns asked for, by name
     groups: dict[str, np.ndarray]
+    #: the largest id among the labels read (None: none), read in the same snapshot
+    max_id: int | None = None
 
 
 def _read_labels(session: Session, project_id: int, classes: Sequence[str],
@@ -216,7 +220,7 @@ def _read_labels_postgres(session: Session, project_id: int, classes: Sequence[s
     labels.
     """
     code, join, params = class_position("l.value", classes)
-    packed = ["string_agg(int8send(l.task_id), ''::bytea)",
+    packed = ["max(l.id)", "string_agg(int8send(l.task_id), ''::bytea)",
               "string_agg(int8send(l.worker_id), ''::bytea)",
               f"string_agg(int2send(({code})::int2), ''::bytea)"]
     for name in groups:
@@ -227,7 +231,8 @@ def _read_labels_postgres(session: Session, project_id: int, classes: Sequence[s
         join += " JOIN workforces AS w ON w.id = l.workforce_id"
     statement = (f"SELECT {', '.join(packed)} FROM labels AS l {join} "
                  "WHERE l.project_id = %s AND l.counted")
-    task, worker, position, *extra = packed_arrays(session, statement, [*params, project_id])
+    max_id, task, worker, position, *extra = packed_arrays(session, statement,
+                                                           [*params, project_id])
     columns = {}
     for name, data in zip(groups, extra, strict=True):
         if _GROUP_COLUMNS[name][1] == "int8":
@@ -236,26 +241,27 @@ def _read_labels_postgres(session: Session, project_id: int, classes: Sequence[s
             columns[name] = np.array(bytes(data).decode().split("\n") if data else [],
                                      dtype=object)
     return _Labels(unpack(task, ">i8"), unpack(worker, ">i8"),
-                   unpack(position, ">i2", np.int16), columns)
+                   unpack(position, ">i2", np.int16), columns, max_id)
 
 
 def _read_labels_plain(session: Session, project_id: int, classes: Sequence[str],
                        groups: Sequence[str]) -> _Labels:
     extra = {"workforce": Label.workforce_id, "locale": Label.guideline_locale,
              "region": Workforce.region}
-    statement = select(Label.task_id, Label.worker_id, Label.value,
+    statement = select(Label.id, Label.task_id, Label.worker_id, Label.value,
                        *(extra[name] for name in groups)).where(
         Label.project_id == project_id, Label.counted.is_(True))
     if "region" in groups:
         statement = statement.join(Workforce, Workforce.id == Label.workforce_id)
     rows = session.connection().execute(statement).all()
-    columns = list(zip(*rows, strict=True)) if rows else [()] * (3 + len(groups))
+    columns = list(zip(*rows, strict=True)) if rows else [()] * (4 + len(groups))
     position = {value: index + 1 for index, value in enumerate(classes)}
     return _Labels(
-        np.array(columns[0], dtype=np.int64), np.array(columns[1], dtype=np.int64),
-        np.array([position.get(value, 0) for value in columns[2]], dtype=np.int16),
+        np.array(columns[1], dtype=np.int64), np.array(columns[2], dtype=np.int64),
+        np.array([position.get(value, 0) for value in columns[3]], dtype=np.int16),
         {name: np.array(values, dtype=np.int64 if name == "workforce" else object)
-         for name, values in zip(groups, columns[3:], strict=True)})
+         for name, values in zip(groups, columns[4:], strict=True)},
+        max(columns[0], default=None))
 
 
 def _refuse_unknown_values(session: Session, project: Project) -> None:
@@ -351,7 +357,7 @@ def read_inputs(session: Session, project: Project) -> Inputs:
     task, worker, klass = task[order], worker[order], klass[order]
     gold = _read_gold(session, project, _distinct_sorted(task))
     return Inputs(task, worker, klass, classes, gold,
-                  input_fingerprint(task, worker, klass, classes, gold))
+                  input_fingerprint(task, worker, klass, classes, gold), labels.max_id)
 
 
 def _distinct_sorted(values: np.ndarray) -> np.ndarray:
@@ -401,7 +407,8 @@ def run_consensus(session: Session, actor: Actor, project_id: int,
         tasks=result.n_tasks, workers=len(workers), ties=len(result.ties),
         iterations=int(result.iterations), converged=result.converged,
         gold_used=result.gold_used, gold_held_out=result.gold_held_out,
-        gold_accuracy=json_number(result.gold_accuracy), created_by_id=actor.account_id)
+        gold_accuracy=json_number(result.gold_accuracy), max_label_id=inputs.max_label_id,
+        created_by_id=actor.account_id)
     try:
         with session.begin_nested():
             session.add(run)
@@ -418,7 +425,7 @@ def run_consensus(session: Session, actor: Actor, project_id: int,
         "project_id": project.id, "method": method, "options": options, "classes": classes,
         "input_fingerprint": inputs.fingerprint, "labels": run.labels, "tasks": run.tasks,
         "workers": run.workers, "iterations": run.iterations, "converged": run.converged,
-        "gold_accuracy": run.gold_accuracy})
+        "gold_accuracy": run.gold_accuracy, "max_label_id": run.max_label_id})
     return RunOutcome(run, reused=False)
 
 

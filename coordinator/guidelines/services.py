@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import json
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -162,10 +163,14 @@ def update_draft(session: Session, actor: Actor, project_id: int, number: int,
 def delete_draft(session: Session, actor: Actor, project_id: int, number: int) -> None:
     """Throw a draft away."""
     version = _editable(session, project_id, number)
-    record(session, actor, "guideline.delete", "guideline_version", version.id,
-           before=snapshot(version, AUDITED_FIELDS))
+    before = snapshot(version, AUDITED_FIELDS)
+    version_id = version.id
+    # Delete first: the event must follow a write that succeeded. On SQLite the flush also
+    # takes the database's write lock before the chain's tail is read, so two requests
+    # cannot both read one tail and then collide on its seq.
     session.delete(version)
     session.flush()
+    record(session, actor, "guideline.delete", "guideline_version", version_id, before=before)
 
 
 def _new_context(block: Block, taken: set[str]) -> str:
@@ -339,6 +344,7 @@ def import_po(session: Session, actor: Actor, project_id: int, number: int, loca
         raise InvalidInput(gettext(
             "The PO file has messages that are not in this version; nothing was imported."),
             errors=errors)
+    replaced = _translations_hash(session, version.id, target)
     session.execute(delete(SegmentTranslation).where(
         SegmentTranslation.locale == target,
         SegmentTranslation.segment_id.in_([s.id for s in segments.values()])))
@@ -350,8 +356,26 @@ def import_po(session: Session, actor: Actor, project_id: int, number: int, loca
     status = _status(session, version, target)
     record(session, actor, "guideline.translation.import", "guideline_version", version.id, after={
         "locale": target, "translated": status.translated, "fuzzy": status.fuzzy,
-        "missing": status.missing})
+        "missing": status.missing, "translations_sha256_before": replaced,
+        "translations_sha256_after": _translations_hash(session, version.id, target)})
     return status
+
+
+#: Version of the canonical form ``_translations_hash`` reads.
+TRANSLATIONS_FORM = "coordinator.guidelines.translations/1"
+
+
+def _translations_hash(session: Session, version_id: int, locale: str) -> str:
+    """Return the SHA-256 of a locale's translations of a version: JSON ``[form, [segment id,
+    text, fuzzy]...]`` in segment order, without spaces."""
+    rows = session.execute(
+        select(SegmentTranslation.segment_id, SegmentTranslation.text, SegmentTranslation.fuzzy)
+        .join(GuidelineSegment, GuidelineSegment.id == SegmentTranslation.segment_id)
+        .where(GuidelineSegment.version_id == version_id, SegmentTranslation.locale == locale)
+        .order_by(SegmentTranslation.segment_id)).all()
+    body = json.dumps([TRANSLATIONS_FORM, [list(row) for row in rows]], ensure_ascii=False,
+                      separators=(",", ":"))
+    return hashlib.sha256(body.encode()).hexdigest()
 
 
 def _check_identity(catalog: po.ImportedCatalog, project_id: int, number: int, target: str) -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from flask_babel import gettext, ngettext
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from coordinator.audit.services import Actor, record
@@ -355,6 +355,19 @@ def _insert_tasks(session: Session, project_id: int, rows: list[TaskRow]) -> Non
     ])
 
 
+#: Version of the canonical form ``imported_hash`` reads.
+IMPORTED_FORM = "coordinator.tasks.imported/1"
+
+
+def imported_hash(rows: list[TaskRow]) -> str:
+    """Return the SHA-256 of new tasks: JSON ``[form, [external_id, content_hash, gold]...]``
+    in the file's order, without spaces."""
+    body = json.dumps([IMPORTED_FORM, [[row.external_id, row.content_hash, row.gold]
+                                       for row in rows]],
+                      ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
 def store_tasks(session: Session, actor: Actor, project_id: int, rows: list[TaskRow],
                 *, source_format: str) -> ImportResult:
     """Store every new row, accept exact repeats of stored rows, refuse changed ones.
@@ -381,6 +394,8 @@ def store_tasks(session: Session, actor: Actor, project_id: int, rows: list[Task
                 "an import.", id=row.external_id))
     errors.raise_if_any()
     if new_rows:
+        before = (session.scalar(select(func.max(Task.id)).where(Task.project_id == project.id))
+                  if had_tasks else None) or 0
         _insert_tasks(session, project.id, new_rows)
     # Without earlier tasks the project now holds exactly these rows, inserted in this order.
     groups = (_stored_duplicate_groups(session, project.id, {row.content_hash for row in rows})
@@ -392,8 +407,14 @@ def store_tasks(session: Session, actor: Actor, project_id: int, rows: list[Task
         duplicates=_reported(groups),
     )
     if new_rows:
+        # The ids the new tasks took: imports into a project are serialised (the lock above),
+        # so its rows above the old maximum are this import's; other projects' imports may
+        # take ids between them, so the range bounds them, and count says how many are ours.
+        first, last = session.execute(select(func.min(Task.id), func.max(Task.id)).where(
+            Task.project_id == project.id, Task.id > before)).one()
         record(session, actor, "tasks.import", "project", project.id, after={
             "format": source_format, "received": result.received, "created": result.created,
             "unchanged": result.unchanged, "duplicate_groups": len(result.duplicates),
+            "task_ids": [first, last], "tasks_sha256": imported_hash(new_rows),
         })
     return result

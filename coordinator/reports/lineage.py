@@ -19,17 +19,26 @@ from coordinator.projects.models import Task
 from coordinator.workforces.models import Workforce
 
 
-def _in_run(label: Label, superseded_at: Any, run_created_at: Any) -> bool:
-    """Whether the run read this label: counted when the run was made.
+def _in_run(label: Label, superseded_by: int | None, max_label_id: int | None) -> bool | None:
+    """Whether the run read this label; None for a run that kept no label watermark.
 
-    A label submitted after the run was not read; a label superseded after the run was.
+    A run reads the counted labels in one snapshot and keeps the largest id it read. Labels
+    are inserted counted (or set aside as late, never counted), and a counted label stops
+    counting only when a correction supersedes it, in the transaction that inserts the
+    correction. So the run read a label when its id is at most the watermark and it was
+    counted then: it is counted now, or the correction that superseded it came later (an id
+    above the watermark). A label whose transaction committed only after the read, with an
+    id below the watermark, would be miscounted; :func:`lineage` checks the result against
+    the number of labels the run stored for the task and says when they differ.
     """
-    if label.submitted_at > run_created_at:
+    if max_label_id is None:
+        return None
+    if label.id > max_label_id:
         return False
     if label.counted:
         return True
-    return label.set_aside == "superseded" and superseded_at is not None and \
-        superseded_at > run_created_at
+    return label.set_aside == "superseded" and superseded_by is not None and \
+        superseded_by > max_label_id
 
 
 def lineage(session: Session, project_id: int, run_id: int, task_id: int) -> dict[str, Any]:
@@ -42,7 +51,7 @@ def lineage(session: Session, project_id: int, run_id: int, task_id: int) -> dic
                                run=run.id, task=task_id))
     newer = aliased(Label)
     rows = session.execute(
-        select(Label, Worker, Workforce, GuidelineVersion, Assignment, newer.submitted_at)
+        select(Label, Worker, Workforce, GuidelineVersion, Assignment, newer.id)
         .join(Worker, Worker.id == Label.worker_id)
         .join(Workforce, Workforce.id == Label.workforce_id)
         .join(GuidelineVersion, GuidelineVersion.id == Label.guideline_version_id)
@@ -50,12 +59,12 @@ def lineage(session: Session, project_id: int, run_id: int, task_id: int) -> dic
         .outerjoin(newer, newer.supersedes_id == Label.id)
         .where(Label.task_id == task.id).order_by(Label.id)).all()
     labels = []
-    for label, worker, workforce, version, assignment, superseded_at in rows:
+    for label, worker, workforce, version, assignment, superseded_by in rows:
         labels.append({
             "id": label.id, "value": label.value, "counted": label.counted,
             "set_aside": label.set_aside, "supersedes_id": label.supersedes_id,
             "submitted_at": label.submitted_at,
-            "in_run": _in_run(label, superseded_at, run.created_at),
+            "in_run": _in_run(label, superseded_by, run.max_label_id),
             "worker": {"id": worker.id, "external_id": worker.external_id,
                        "identity_hash": worker.identity_hash},
             "workforce": {"id": workforce.id, "name": workforce.name, "kind": workforce.kind,
@@ -65,13 +74,18 @@ def lineage(session: Session, project_id: int, run_id: int, task_id: int) -> dic
             "assignment": {"id": assignment.id, "status": assignment.status,
                            "price": assignment.price, "currency": assignment.currency},
         })
+    read = sum(1 for label in labels if label["in_run"])
     return {
         "task": {"id": task.id, "external_id": task.external_id, "gold": task.gold},
+        # Whether the labels marked in_run are as many as the run stored for the task: when
+        # not (or when the run kept no watermark), in_run cannot be trusted for this task.
+        "in_run_checked": run.max_label_id is not None and read == result.labels,
         "consensus": {"label": result.label, "confidence": result.confidence,
                       "posteriors": dict(zip(run.classes, result.posteriors, strict=True)),
                       "labels": result.labels},
         "run": {"id": run.id, "method": run.method, "options": run.options,
-                "input_fingerprint": run.input_fingerprint, "created_at": run.created_at},
+                "input_fingerprint": run.input_fingerprint, "max_label_id": run.max_label_id,
+                "created_at": run.created_at},
         "labels": labels,
         "training": _training(session, run.id, task.id),
     }

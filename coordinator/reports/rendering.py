@@ -51,6 +51,9 @@ def _disagreement(report: dict[str, Any]) -> tuple[list[str], list[dict]]:
              "confidence", *(f"count_{c}" for c in classes)], rows)
 
 
+#: The report section each CSV download comes from, where its name does not say it.
+SECTIONS = {"confusion_by_workforce": "confusion", "worker_skills": "confusion"}
+
 #: Every CSV download: name -> (columns, rows) of a report.
 TABLES: dict[str, Callable[[dict[str, Any]], tuple[list[str], list[dict]]]] = {
     "agreement": _agreement(None),
@@ -68,24 +71,33 @@ TABLES: dict[str, Callable[[dict[str, Any]], tuple[list[str], list[dict]]]] = {
 }
 
 
+#: A cell starting with one of these is a formula to a spreadsheet: worker ids, task ids
+#: and names come from vendors and importers, so such a cell gets a leading ``'``.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value: Any) -> Any:
     if isinstance(value, (datetime, date)):
         return value.isoformat()
     if value is None:
         return ""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
     return value
 
 
 def to_csv(report: dict[str, Any], name: str) -> str:
     """Return table ``name`` as CSV; every row names the run and the labels it came from."""
     columns, rows = TABLES[name](report)
-    source = report["source"]
+    source = report[SECTIONS.get(name, name.split("_by_")[0])]["source"]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
+    # A run-scoped table has no labels fingerprint of its own: the run's input fingerprint.
+    fingerprint = source["labels_fingerprint"] or source["run_fingerprint"]
     writer.writerow([*columns, "run_id", "labels_fingerprint"])
     for row in rows:
         writer.writerow([*(_cell(row.get(c)) for c in columns),
-                         _cell(source["run_id"]), source["labels_fingerprint"]])
+                         _cell(source["run_id"]), _cell(fingerprint)])
     return buffer.getvalue()
 
 

@@ -99,6 +99,10 @@ class LineageOut(Schema):
     run = fields.Dict()
     labels = fields.List(fields.Dict(), metadata={
         "description": "every label of the task: worker, workforce, guideline version and "
-                       "locale seen, assignment price; in_run: read by the run"})
+                       "locale seen, assignment price; in_run: read by the run (from the "
+                       "run's label watermark; null for runs made before it was kept)"})
+    in_run_checked = fields.Boolean(metadata={
+        "description": "whether the labels marked in_run are exactly as many as the run "
+                       "counted for the task; false: do not rely on in_run here"})
     training = fields.Dict(allow_none=True, metadata={
         "description": "the training run that judged this label; null while none has"})

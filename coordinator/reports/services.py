@@ -1,9 +1,13 @@
 """The auditor's report: agreement, gold, confusion, cost and disagreement of a project.
 
 A report reads the project's counted labels, optionally only those submitted in a date
-range, and the consensus run it names (by default the newest). Every section carries the
-same ``source``: the run's id and input fingerprint, and the count and SHA-256 of the label
-ids read, so each figure says what it was computed from and can be recomputed.
+range, and the consensus run it names (by default the newest). Every section carries its
+``source``: the run's id and input fingerprint, and the count and SHA-256 of the label ids
+it was computed from, so each figure can be recomputed. ``scope`` says which labels:
+``window`` (the counted labels read for the report: agreement, gold over time,
+disagreement), ``run`` (the labels the run read, by its input fingerprint: confusion,
+skills, the model's figures) or ``priced`` (every label in the window whose assignment was
+not rejected, counted or not: cost).
 
 Labels come from PostgreSQL as packed columns (as a consensus run reads them) and the work
 is NumPy over them, so a million labels take seconds; ``bench/report.py`` measures it.
@@ -293,6 +297,43 @@ def _cost(session: Session, project: Project, window: Window, labels: _Labels,
     return rows
 
 
+def _priced_labels(session: Session, project: Project, window: Window) -> tuple[int, str]:
+    """Return the count and fingerprint of the labels the cost section prices.
+
+    They are every label in the window whose assignment was not rejected, counted or not:
+    not the counted labels the other sections read, so the section says its own.
+    """
+    if is_postgres(session):
+        where, params = ["l.project_id = %s", "a.status <> 'rejected'"], [project.id]
+        if window.since is not None:
+            where.append("l.submitted_at >= %s")
+            params.append(window.since)
+        if window.until is not None:
+            where.append("l.submitted_at < %s")
+            params.append(window.until)
+        count, digest = packed_arrays(session, (
+            "SELECT count(*), sha256(%s::bytea || coalesce(string_agg(int8send(l.id), "
+            "''::bytea ORDER BY l.id), ''::bytea)) FROM labels AS l JOIN assignments AS a "
+            f"ON a.id = l.assignment_id WHERE {' AND '.join(where)}"), [LABELS_FORMAT, *params])
+        return int(count), bytes(digest).hex()
+    statement = (select(Label.id).join(Assignment, Assignment.id == Label.assignment_id)
+                 .where(Label.project_id == project.id, Assignment.status != "rejected"))
+    if window.since is not None:
+        statement = statement.where(Label.submitted_at >= window.since)
+    if window.until is not None:
+        statement = statement.where(Label.submitted_at < window.until)
+    ids = np.fromiter(session.scalars(statement), dtype=np.int64)
+    return len(ids), labels_fingerprint(ids)
+
+
+def _run_source(run: ConsensusRun | None) -> dict[str, Any]:
+    """The source of figures a run stored: its own labels, not the report's window."""
+    return {"run_id": run.id if run is not None else None,
+            "run_fingerprint": run.input_fingerprint if run is not None else None,
+            "labels": run.labels if run is not None else 0, "labels_fingerprint": None,
+            "since": None, "until": None, "scope": "run"}
+
+
 def _disagreement(session: Session, labels: _Labels, run: ConsensusRun | None,
                   classes: Sequence[str], top: int) -> list[dict[str, Any]]:
     """The ``top`` tasks with two or more labels whose labels agree least."""
@@ -406,7 +447,13 @@ def build_report(session: Session, project_id: int, *, run_id: int | None = None
     source = {"run_id": run.id if run is not None else None,
               "run_fingerprint": run.input_fingerprint if run is not None else None,
               "labels": len(labels.id), "labels_fingerprint": labels_fingerprint(labels.id),
-              "since": window.since, "until": window.until}
+              "since": window.since, "until": window.until, "scope": "window"}
+    priced, priced_fingerprint = _priced_labels(session, project, window)
+    # Confusion, skills and the model's figures are what the run stored: they come from the
+    # run's labels (its input fingerprint), whatever the window. Cost prices its own labels.
+    run_source = _run_source(run)
+    cost_source = {**source, "labels": priced, "labels_fingerprint": priced_fingerprint,
+                   "scope": "priced"}
     region_of = {wid: w.region for wid, w in workforces.items()}
     gold_rows = session.execute(select(Task.id, Task.gold).where(
         Task.project_id == project.id, Task.gold.in_(classes))).all()
@@ -425,13 +472,19 @@ def build_report(session: Session, project_id: int, *, run_id: int | None = None
         "agreement": agreement,
         "gold_over_time": {"source": source,
                            "rows": _gold_over_time(labels, gold, classes)},
-        "confusion": {"source": source, **confusion},
-        "cost": {"source": source,
+        "confusion": {"source": run_source, **confusion},
+        "cost": {"source": cost_source,
                  "rows": _cost(session, project, window, labels, consensus, workforces)},
         "disagreement": {"source": source,
                          "rows": _disagreement(session, labels, run, classes, top)},
-        "model": _model(session, run, workforces, confusion["by_workforce"]),
+        "model": _with_source(_model(session, run, workforces, confusion["by_workforce"]),
+                              run_source),
     }
+
+
+def _with_source(section: dict[str, Any] | None, source: dict[str, Any]
+                 ) -> dict[str, Any] | None:
+    return None if section is None else {"source": source, **section}
 
 
 def day_window(since: date | datetime | None, until: date | datetime | None) -> Window:

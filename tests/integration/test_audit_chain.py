@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import threading
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import create_engine, select, text
+from sqlalchemy.exc import DBAPIError
 
 from coordinator import db, schema
-from coordinator.audit import chain
+from coordinator.audit import chain, guard
+from coordinator.audit import services as audit_services
 from coordinator.audit.models import AuditEvent
 from coordinator.audit.services import Actor, record, verify_chain
 from coordinator.cli import main
@@ -25,9 +28,32 @@ def _events(app):
         return list(db.session().scalars(select(AuditEvent).order_by(AuditEvent.seq)))
 
 
+@contextmanager
+def _unguarded(connection):
+    """Lift the append-only triggers in this transaction, as whoever holds the keys could."""
+    lift, restore = guard.suspend_statements(connection.dialect.name)
+    for statement in lift:
+        connection.execute(text(statement))
+    yield
+    for statement in restore:
+        connection.execute(text(statement))
+
+
 def _execute(app, statement, **params):
-    with db.database(app).engine.begin() as connection:
+    """Tamper with the trail as someone who can lift the database's guard."""
+    with db.database(app).engine.begin() as connection, _unguarded(connection):
         connection.execute(text(statement), params)
+
+
+def _edit(app, event_id, **values):
+    """Set columns of one stored event, the guard lifted."""
+    with app.app_context():
+        session = db.session()
+        with _unguarded(session.connection()):
+            for name, value in values.items():
+                setattr(session.get(AuditEvent, event_id), name, value)
+            session.flush()
+        session.commit()
 
 
 @pytest.fixture
@@ -103,21 +129,12 @@ def test_edits_inside_json_documents_and_times_are_caught(app, trail, cli):
     events = _events(app)
     update = next(e for e in events if e.action == "project.update")
     after = dict(update.after, description="forged")
-    with app.app_context():
-        session = db.session()
-        session.get(AuditEvent, update.id).after = after
-        session.commit()
+    _edit(app, update.id, after=after)
     code, output = cli("audit", "verify")
     assert code == 1 and f"event {update.seq} (id {update.id}), edited" in output
-    with app.app_context():
-        session = db.session()
-        session.get(AuditEvent, update.id).after = update.after
-        session.commit()
+    _edit(app, update.id, after=update.after)
     assert cli("audit", "verify")[0] == 0  # put back, the chain is whole again
-    with app.app_context():
-        session = db.session()
-        session.get(AuditEvent, events[1].id).occurred_at += timedelta(microseconds=1)
-        session.commit()
+    _edit(app, events[1].id, occurred_at=events[1].occurred_at + timedelta(microseconds=1))
     code, output = cli("audit", "verify")
     assert code == 1 and f"event {events[1].seq} (id {events[1].id}), edited" in output
 
@@ -165,6 +182,80 @@ def test_a_truncated_tail_fails_against_the_head_noted_down(app, trail, cli):
     assert code == 1 and f"broken at event {events[-1].seq}" in output
     code, output = cli("audit", "verify", "--expect-head", "nonsense")
     assert code == 2 and "SEQ:HASH" in output
+
+
+def test_the_database_refuses_to_edit_or_delete_an_event(app, trail, cli):
+    target = _events(app)[2]
+    for statement in ("UPDATE audit_events SET action = 'x.y' WHERE id = :id",
+                      "DELETE FROM audit_events WHERE id = :id"):
+        with pytest.raises(DBAPIError, match="append-only"):
+            with db.database(app).engine.begin() as connection:
+                connection.execute(text(statement), {"id": target.id})
+    with app.app_context(), pytest.raises(DBAPIError, match="append-only"):
+        session = db.session()
+        session.get(AuditEvent, target.id).after = {"forged": True}
+        session.commit()
+    assert _events(app)[2].action == target.action
+    assert cli("audit", "verify")[0] == 0
+
+
+def test_verify_through_the_api_checks_a_noted_head_and_starts_at_a_checkpoint(
+        app, trail, world):
+    events = _events(app)
+    whole = world.get("auditor", "/api/v1/audit/verify").get_json()
+    head = f"{whole['head_seq']}:{whole['head_hash']}"
+    assert world.get("auditor", "/api/v1/audit/verify",
+                     query_string={"expect_head": head}).get_json()["ok"] is True
+    middle = events[5]
+    partial = world.get("auditor", "/api/v1/audit/verify", query_string={
+        "from_seq": middle.seq, "from_hash": middle.hash}).get_json()
+    assert partial == {"ok": True, "events": len(events) - middle.seq,
+                       "head_seq": whole["head_seq"], "head_hash": whole["head_hash"],
+                       "problem": None}
+    # An edit before the checkpoint is not walked, but the checkpoint itself is checked.
+    _execute(app, "UPDATE audit_events SET action = 'forged' WHERE id = :id", id=events[2].id)
+    assert world.get("auditor", "/api/v1/audit/verify", query_string={
+        "from_seq": middle.seq, "from_hash": middle.hash}).get_json()["ok"] is True
+    wrong = world.get("auditor", "/api/v1/audit/verify", query_string={
+        "from_seq": middle.seq, "from_hash": "a" * 64}).get_json()
+    assert wrong["ok"] is False and wrong["problem"]["kind"] == "rewritten"
+    # A tail cut off leaves a whole chain; only the head noted down shows it.
+    _execute(app, "DELETE FROM audit_events WHERE seq = :seq", seq=events[-1].seq)
+    cut = world.get("auditor", "/api/v1/audit/verify", query_string={
+        "from_seq": middle.seq, "from_hash": middle.hash, "expect_head": head}).get_json()
+    assert cut["ok"] is False and cut["problem"]["kind"] == "deleted"
+    assert cut["problem"]["seq"] == events[-1].seq and "missing" in cut["problem"]["detail"]
+
+
+@pytest.mark.parametrize(("query", "field"), [
+    ({"from_seq": 3}, "from_hash"),
+    ({"from_hash": "a" * 64}, "from_seq"),
+    ({"from_seq": 0, "from_hash": "a" * 64}, "from_seq"),
+    ({"from_seq": 1, "from_hash": "xyz"}, "from_hash"),
+    ({"expect_head": "nonsense"}, "expect_head"),
+    ({"head": "1:" + "a" * 64}, "head"),
+])
+def test_malformed_verify_parameters_are_a_400_naming_them(world, query, field):
+    response = world.get("auditor", "/api/v1/audit/verify", query_string=query)
+    assert_invalid(response, field, status=400, context=query)
+
+
+@pytest.mark.postgres_only
+def test_the_time_of_an_event_is_read_once_the_chain_is_locked(app, monkeypatch):
+    with app.app_context():
+        session = db.session()
+        held = []
+
+        def now():
+            held.append(session.connection().scalar(text(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                "AND pid = pg_backend_pid()")))
+            return db.utcnow()
+
+        monkeypatch.setattr(audit_services, "utcnow", now)
+        record(session, Actor.system(), "test.timed", "thing", 1)
+        session.rollback()
+    assert held == [1]
 
 
 def test_values_hash_alike_as_written_and_as_read_back(app, cli):
@@ -253,6 +344,9 @@ def test_auditors_filter_events(app, trail, world):
     until = world.get("auditor", URL, query_string={
         "action": "project.update", "until": third}).get_json()
     assert [e["after"]["description"] for e in until] == ["one", "two"]
+    newest = events[-3]["seq"]
+    later = world.get("auditor", URL, query_string={"after_seq": newest}).get_json()
+    assert [e["seq"] for e in later] == [newest + 1, newest + 2]
     page = world.get("auditor", f"{URL}?page_size=2&page=2")
     assert [e["seq"] for e in page.get_json()] == [3, 4]
     assert json.loads(page.headers["X-Pagination"])["total"] == len(events)
@@ -266,6 +360,7 @@ def test_auditors_filter_events(app, trail, world):
     ("since=2026-01-02T00:00:00Z&until=2026-01-01T00:00:00Z", "until"),
     ("action=DROP TABLE", "action"),
     ("actorid=1", "actorid"),
+    ("after_seq=-1", "after_seq"),
 ])
 def test_malformed_filters_are_a_400_naming_the_field(world, query, field):
     response = world.get("auditor", f"{URL}?{query}")

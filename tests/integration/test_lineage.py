@@ -51,3 +51,26 @@ def test_unknown_or_foreign_labels_are_not_found(world, project_id, run_id, seed
         "redundancy": 1, "residency_region": "eu"}).get_json()["id"]
     assert world.get("auditor", _url(other, run_id, task_id)).status_code == 404
     assert world.get("vendor_eu", _url(project_id, run_id, task_id)).status_code == 403
+
+
+def test_in_run_follows_the_runs_label_watermark_not_the_clock(app, world, project_id,
+                                                                run_id, seeder):
+    from datetime import timedelta
+
+    from sqlalchemy import select, update
+
+    from coordinator import db
+    from coordinator.labels.models import Label
+
+    seeder.add([("t6", "vendor_in", "c", "neutral", "hi")])
+    task_id = seeder.task_ids()["t6"]
+    with app.app_context():  # a transaction that began before the run and committed after it
+        session = db.session()
+        newest = session.scalar(select(Label.id).order_by(Label.id.desc()).limit(1))
+        session.execute(update(Label).where(Label.id == newest).values(
+            submitted_at=db.utcnow() - timedelta(days=1)))
+        session.commit()
+    body = world.get("auditor", _url(project_id, run_id, task_id)).get_json()
+    assert [lab["in_run"] for lab in body["labels"]] == [True, True, False, False]
+    assert body["in_run_checked"] is True and body["run"]["max_label_id"] < newest
+    assert body["consensus"]["labels"] == 2

@@ -9,13 +9,13 @@ from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from coordinator import db
 from coordinator.labels.models import Label
 from coordinator.reports.rendering import TABLES
 from coordinator.reports.services import labels_fingerprint
-from tests.crowd import CROWD
+from tests.crowd import ASIDE, CROWD
 from tests.helpers import assert_invalid
 
 EARLY = datetime(2026, 3, 1, 12, tzinfo=timezone.utc)
@@ -50,9 +50,25 @@ def test_the_report_says_what_every_figure_comes_from(world, app, project_id, ru
     assert source["labels_fingerprint"] == labels_fingerprint(_label_ids(app, project_id))
     run = world.get("auditor", f"/api/v1/projects/{project_id}/consensus/{run_id}").get_json()
     assert source["run_fingerprint"] == run["input_fingerprint"]
-    for section in ("agreement", "gold_over_time", "confusion", "cost", "disagreement"):
+    for section in ("agreement", "gold_over_time", "disagreement"):
         assert report[section]["source"] == source, section
+    # Confusion and skills are what the run stored: its own labels, not the report's.
+    assert report["confusion"]["source"] == {
+        "run_id": run_id, "run_fingerprint": run["input_fingerprint"], "labels": run["labels"],
+        "labels_fingerprint": None, "since": None, "until": None, "scope": "run"}
+    # Cost prices every label paid for, the two kept aside too.
+    with app.app_context():
+        every = np.array(db.session().scalars(select(Label.id).where(
+            Label.project_id == project_id)).all(), dtype=np.int64)
+    cost = report["cost"]["source"]
+    assert cost["scope"] == "priced" and cost["labels"] == len(CROWD) + len(ASIDE)
+    assert cost["labels_fingerprint"] == labels_fingerprint(every)
+    assert sum(row["labels"] for row in report["cost"]["rows"]) == cost["labels"]
     assert report["model"] is None
+    # A window narrows the report's labels, not the run's.
+    later = _report(world, project_id, since="2999-01-01")
+    assert later["source"]["labels"] == 0 and later["cost"]["source"]["labels"] == 0
+    assert later["confusion"]["source"]["labels"] == run["labels"]
 
 
 def test_agreement_matches_the_agreement_endpoint(world, project_id, run_id):
@@ -131,8 +147,10 @@ def test_a_date_range_reads_only_its_labels(world, app, project_id, run_id, seed
 def test_an_empty_project_has_an_empty_report(world, project_id):
     report = _report(world, project_id)
     assert report["run"] is None and report["source"]["labels"] == 0
-    assert report["confusion"] == {"source": report["source"], "classes": [],
-                                   "by_workforce": [], "workers": []}
+    assert report["confusion"] == {"source": {
+        "run_id": None, "run_fingerprint": None, "labels": 0, "labels_fingerprint": None,
+        "since": None, "until": None, "scope": "run"}, "classes": [], "by_workforce": [],
+        "workers": []}
     page = world.get("auditor", f"/api/v1/projects/{project_id}/report.html")
     assert page.status_code == 200 and 'id="no-labels"' in page.get_data(as_text=True)
     for table in TABLES:
@@ -161,7 +179,12 @@ def test_bad_input_is_refused(world, crowd, run_id, project_id):
 
 
 def test_csv_downloads_name_their_source(world, project_id, run_id):
-    fingerprint = _report(world, project_id)["source"]["labels_fingerprint"]
+    report = _report(world, project_id)
+    fingerprint = report["source"]["labels_fingerprint"]
+    own = {"confusion_by_workforce": report["run"]["input_fingerprint"],
+           "worker_skills": report["run"]["input_fingerprint"],
+           "cost": report["cost"]["source"]["labels_fingerprint"]}
+    assert len({fingerprint, *own.values()}) == 3
     for table in TABLES:
         response = world.get("auditor", f"/api/v1/projects/{project_id}/report/{table}.csv")
         assert response.status_code == 200, table
@@ -169,7 +192,7 @@ def test_csv_downloads_name_their_source(world, project_id, run_id):
         rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
         assert rows, table
         assert {row["run_id"] for row in rows} == {str(run_id)}
-        assert {row["labels_fingerprint"] for row in rows} == {fingerprint}
+        assert {row["labels_fingerprint"] for row in rows} == {own.get(table, fingerprint)}, table
     workforce = world.get("auditor", f"/api/v1/projects/{project_id}/report/"
                                      "agreement_by_workforce.csv").get_data(as_text=True)
     assert workforce.splitlines()[0].startswith("workforce,name,labels,")
@@ -192,3 +215,22 @@ def test_the_page_is_in_the_readers_language(world, project_id, run_id):
     assert re.search(r">-?0\.\d{1,3}<", re.sub(r"<svg.*?</svg>", "", english, flags=re.S))
     assert "@media print" in text
 
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_quoted(app, world, project_id, run_id):
+    from coordinator.dispatch.models import Worker
+
+    with app.app_context():
+        session = db.session()
+        workers = list(session.scalars(select(Worker).order_by(Worker.id)))
+        names = ["=HYPERLINK(\"http://x\")", "+1", "-2", "@SUM(A1)", "\tx", "\rx"]
+        names = names[:len(workers) - 1] + ["ok"]
+        for worker, name in zip(workers, names, strict=True):
+            worker.external_id = name
+        session.commit()
+    text = world.get("auditor", f"/api/v1/projects/{project_id}/report/worker_skills.csv"
+                     ).get_data(as_text=True)
+    shown = {row["external_id"] for row in csv.DictReader(io.StringIO(text))}
+    assert len(names) >= 4 and shown == {"ok", *("'" + name for name in names[:-1])}
+    skills = [row["skill"] for row in csv.DictReader(io.StringIO(text)) if row["skill"]]
+    assert skills and not any(value.startswith("'") for value in skills)  # numbers stay numbers
