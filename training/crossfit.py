@@ -6,10 +6,18 @@ predicts the fold it left out; so every item gets exactly one out-of-fold predic
 a confident disagreement with the crowd is the model's own view, not a memory of the label.
 
 Everything random (the fold deal, each model's initial weights, each epoch's batch order)
-comes from ``seed``, so a run on the CPU is repeated bit for bit. On CUDA the forward pass
-runs under autocast (bfloat16 where the GPU has it, else float16 with a gradient scaler);
-CUDA's scatter-add in the embedding's backward may order additions differently between
-runs, so there a repeat agrees to rounding, not bit for bit.
+comes from ``seed``, through generators of its own: the calling process's global random
+state is left as it was. On the CPU a repeat on the same machine with the same number of
+threads gives the same probabilities bit for bit. On CUDA the sparse SGD update adds each
+batch's gradient rows into the embedding table with atomic additions, whose order (and so
+the float rounding) varies between runs: there a repeat agrees to rounding, not bit for bit.
+
+Mixed precision on CUDA is narrow. The forward pass runs under autocast, which computes the
+linear layer in bfloat16 where the GPU supports it natively (else float16, with a gradient
+scaler); ``embedding_bag`` is not among the operations autocast casts, so the embedding
+lookup and mean, the bulk of the work, stay float32 on float32 weights, and the loss is
+float32. The batch sizes are worked out on the host, so the training loop never waits for
+the GPU to report one.
 """
 
 from __future__ import annotations
@@ -144,11 +152,20 @@ class CrossFit:
 Progress = Callable[[int, int, int, int, float, float], None]
 
 
+def _native_bf16(device: torch.device) -> bool:
+    """Return whether the GPU computes bfloat16 itself (not emulated through float32)."""
+    with torch.cuda.device(device):
+        try:
+            return torch.cuda.is_bf16_supported(including_emulation=False)
+        except TypeError:  # an older torch without the argument counts emulation in
+            return torch.cuda.get_device_capability(device)[0] >= 8  # Ampere on: native
+
+
 def _amp(device: torch.device, wanted: bool) -> tuple[torch.dtype | None, bool]:
     """Return the autocast dtype (None: full precision) and whether to scale gradients."""
     if device.type != "cuda" or not wanted:
         return None, False
-    if torch.cuda.is_bf16_supported():
+    if _native_bf16(device):
         return torch.bfloat16, False
     return torch.float16, True
 
@@ -169,7 +186,6 @@ def cross_fit(texts: list[str], targets: np.ndarray, settings: Settings,
     featurised = time.perf_counter()
     fold = fold_of_items(items, settings.folds, settings.seed)
     soft = torch.from_numpy(np.ascontiguousarray(targets, dtype=np.float32)).to(device)
-    fold_on_device = torch.from_numpy(fold).to(device)
     probabilities = torch.zeros((items, classes), dtype=torch.float32, device=device)
     amp_dtype, scale = _amp(device, settings.amp)
     models: list[dict[str, torch.Tensor]] = []
@@ -178,15 +194,17 @@ def cross_fit(texts: list[str], targets: np.ndarray, settings: Settings,
     batch = settings.batch_for(items - items // settings.folds)
     for k in range(settings.folds):
         tick = time.perf_counter()
-        train = torch.nonzero(fold_on_device != k).flatten()
-        held_out = torch.nonzero(fold_on_device == k).flatten()
+        # Item indices stay on the host (NumPy) until a batch's are sent to the device.
+        train = np.flatnonzero(fold != k)
+        held_out = np.flatnonzero(fold == k)
         model = _train_fold(features, soft, train, settings, device, k, batch, amp_dtype,
                             scale, progress, item_epochs, train_seconds)
         item_epochs += len(train) * settings.epochs
         _sync(device)
         tock = time.perf_counter()
         train_seconds += tock - tick
-        probabilities[held_out] = _predict(model, features, held_out, batch * 4, amp_dtype)
+        probabilities[torch.from_numpy(held_out).to(device)] = _predict(
+            model, features, held_out, batch * 4, amp_dtype)
         # Half precision halves the model file; the weights lose nothing that matters.
         models.append({name: value.detach().to("cpu", torch.float16) for name, value in
                        model.state_dict().items()})
@@ -202,14 +220,18 @@ def cross_fit(texts: list[str], targets: np.ndarray, settings: Settings,
                  "predict_s": predict_seconds, "total_s": finished - started})
 
 
-def _train_fold(features: Features, soft: torch.Tensor, train: torch.Tensor,
+def _train_fold(features: Features, soft: torch.Tensor, train: np.ndarray,
                 settings: Settings, device: torch.device, k: int, batch: int,
                 amp_dtype: torch.dtype | None, scale: bool, progress: Progress | None,
                 done_before: int, seconds_before: float) -> NgramClassifier:
-    """Train one fold's model on the items ``train``."""
-    torch.manual_seed(settings.seed * 1009 + k)  # the model's initial weights
+    """Train one fold's model on the items ``train`` (host indices)."""
+    # The initial weights are drawn on the CPU from a seeded state inside fork_rng, which
+    # puts the caller's global state back afterwards.
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(settings.seed * 1009 + k)
+        model = NgramClassifier(settings.buckets, settings.dim, soft.shape[1])
+    model = model.to(device)
     order_generator = torch.Generator().manual_seed(settings.seed * 1013 + k)
-    model = NgramClassifier(settings.buckets, settings.dim, soft.shape[1]).to(device)
     # Plain SGD takes the embedding's sparse gradient as it is and touches only the rows a
     # batch used (SparseAdam cost 3 to 10 times more per step on the CPU). The loss is a
     # batch mean, so a row's gradient is 1/batch of its items' own; its rate is multiplied
@@ -224,11 +246,13 @@ def _train_fold(features: Features, soft: torch.Tensor, train: torch.Tensor,
     started = time.perf_counter()
     model.train()
     for epoch in range(settings.epochs):
-        order = train[torch.randperm(len(train), generator=order_generator).to(device)]
+        order_host = train[torch.randperm(len(train), generator=order_generator).numpy()]
+        sizes = features.sizes(order_host, batch).tolist()
+        order = torch.from_numpy(order_host).to(device)
         total = torch.zeros((), device=device)
-        for start in range(0, len(order), batch):
+        for number, start in enumerate(range(0, len(order), batch)):
             items = order[start:start + batch]
-            grams, offsets = features.batch(items)
+            grams, offsets = features.batch(items, sizes[number])
             with torch.autocast(device.type, dtype=amp_dtype or torch.float32,
                                 enabled=amp_dtype is not None):
                 logits = model(grams, offsets)
@@ -259,14 +283,16 @@ def _train_fold(features: Features, soft: torch.Tensor, train: torch.Tensor,
 
 
 @torch.no_grad()
-def _predict(model: NgramClassifier, features: Features, items: torch.Tensor, batch: int,
+def _predict(model: NgramClassifier, features: Features, items: np.ndarray, batch: int,
              amp_dtype: torch.dtype | None) -> torch.Tensor:
-    """Return class probabilities of ``items`` (float32, on the features' device)."""
+    """Return class probabilities of ``items`` (host indices; float32, on the features' device)."""
     model.eval()
     parts = []
-    for start in range(0, len(items), batch):
-        chosen = items[start:start + batch]
-        grams, offsets = features.batch(chosen)
+    sizes = features.sizes(items, batch).tolist()
+    on_device = torch.from_numpy(items).to(features.grams.device)
+    for number, start in enumerate(range(0, len(items), batch)):
+        chosen = on_device[start:start + batch]
+        grams, offsets = features.batch(chosen, sizes[number])
         with torch.autocast(features.grams.device.type, dtype=amp_dtype or torch.float32,
                             enabled=amp_dtype is not None):
             logits = model(grams, offsets)

@@ -165,19 +165,24 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
     return manifest
 
 
-def read_dataset(folder: str | Path, *, project_id: int | None = None) -> Dataset:
+def read_dataset(folder: str | Path, *, project_id: int | None = None,
+                 content_hash: str | None = None) -> Dataset:
     """Read a dataset folder, checking its manifest, content hash and every line.
 
     Raise DatasetError when the manifest is missing or malformed, belongs to another project
-    than ``project_id``, the items' SHA-256 differs from the manifest's ``content_hash``, a
-    line is malformed, or the dataset has no items.
+    than ``project_id``, is not the export whose hash is ``content_hash`` (when given), the
+    items' SHA-256 differs from the manifest's ``content_hash``, a line is malformed, or the
+    dataset has no items.
     """
     folder = Path(folder)
     manifest = read_manifest(folder)
     if project_id is not None and manifest.get("project", {}).get("id") != project_id:
         raise DatasetError(f"the dataset belongs to project {manifest.get('project', {}).get('id')}"
                            f", not to project {project_id}")
-    path = folder / manifest.get("files", {}).get("items", ITEMS)
+    if content_hash is not None and manifest["content_hash"] != content_hash:
+        raise DatasetError(f"the dataset's content hash is {manifest['content_hash']}, not "
+                           f"{content_hash}: the dataset at this location changed after export")
+    path = folder / ITEMS  # the fixed name: a manifest's "files" never chooses a path
     try:
         raw = gzip.decompress(path.read_bytes())
     except FileNotFoundError:

@@ -10,7 +10,9 @@ to the next dropped, the hash folded into ``buckets`` embedding rows.
 
 The result is ragged: ``grams`` holds every item's bucket ids one item after the other,
 ``starts`` and ``lengths`` say where each item's run lies. :meth:`Features.batch` gathers a
-batch's runs as ``EmbeddingBag`` takes them (a flat input and per-bag offsets).
+batch's runs as ``EmbeddingBag`` takes them (a flat input and per-bag offsets). The lengths
+are also kept on the host (``host_lengths``), so a caller can work out each batch's size
+there and the GPU never has to stop to tell it.
 """
 
 from __future__ import annotations
@@ -50,16 +52,30 @@ class Features:
     grams: torch.Tensor
     starts: torch.Tensor
     lengths: torch.Tensor
+    #: ``lengths`` on the host (int64), for sizes known before the device computes them
+    host_lengths: np.ndarray
 
     def __len__(self) -> int:
         return len(self.lengths)
 
-    def batch(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return (input, offsets) for ``EmbeddingBag`` of the items ``items`` (on device)."""
+    def sizes(self, items: np.ndarray, batch: int) -> np.ndarray:
+        """Return the n-gram count of each run of ``batch`` items of ``items`` (host indices)."""
+        if len(items) == 0:
+            return np.zeros(0, dtype=np.int64)
+        return np.add.reduceat(self.host_lengths[items], np.arange(0, len(items), batch))
+
+    def batch(self, items: torch.Tensor, total: int | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (input, offsets) for ``EmbeddingBag`` of the items ``items`` (on device).
+
+        ``total`` is the items' n-gram count (:meth:`sizes`); without it the count is read
+        back from the device, which on a GPU waits for all the work queued before.
+        """
         lengths = self.lengths[items]
         ends = torch.cumsum(lengths, 0)
         offsets = ends - lengths
-        total = int(ends[-1]) if len(items) else 0  # one sync: the gather's size
+        if total is None:
+            total = int(ends[-1]) if len(items) else 0
         shift = torch.repeat_interleave(self.starts[items] - offsets, lengths,
                                         output_size=total)
         positions = shift + torch.arange(total, device=shift.device)
@@ -102,4 +118,4 @@ def featurise(texts: Sequence[str], device: torch.device | str = "cpu", *,
     grams = flat[keep]
     per_item = torch.bincount(item.repeat_interleave(len(ngrams))[keep], minlength=count)
     starts = torch.cumsum(per_item, 0) - per_item
-    return Features(grams, starts, per_item)
+    return Features(grams, starts, per_item, per_item.cpu().numpy().astype(np.int64))

@@ -14,17 +14,18 @@ from training.outputs import write_outputs
 
 
 def train(dataset_folder: str | Path, out_folder: str | Path, *, device: str = "auto",
-          settings: Settings | None = None, progress: Progress | None = None
-          ) -> dict[str, Any]:
+          settings: Settings | None = None, progress: Progress | None = None,
+          content_hash: str | None = None) -> dict[str, Any]:
     """Train on the dataset in ``dataset_folder``, write to ``out_folder``; return the manifest.
 
     Raise DeviceError for a device that cannot be used (checked before anything is read),
-    DatasetError for a dataset that cannot be trained on, ValueError for bad settings.
+    DatasetError for a dataset that cannot be trained on or whose content hash is not
+    ``content_hash`` (when given; checked before training), ValueError for bad settings.
     """
     settings = settings or Settings()
     chosen = resolve_device(device)
     started = time.perf_counter()
-    dataset = read_dataset(dataset_folder)
+    dataset = read_dataset(dataset_folder, content_hash=content_hash)
     read_seconds = time.perf_counter() - started
     settings.check(len(dataset))
     fit = cross_fit(dataset.texts, dataset.posteriors, settings, chosen, progress=progress)

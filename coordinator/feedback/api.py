@@ -72,6 +72,18 @@ def show(project_id: int, training_run_id: int) -> Any:
     return services.get_training_run(db.session(), project_id, training_run_id)
 
 
+@blp.route(RUN + "/retry", methods=["POST"])
+@requires(*MANAGERS)
+@blp.response(202, TrainingRunOut)
+def retry(project_id: int, training_run_id: int) -> Any:
+    """Queue a failed (or still queued) training run again, with its dataset and settings."""
+    run = services.requeue_training_run(db.session(), current_actor(), project_id,
+                                        training_run_id)
+    db.session().commit()
+    jobs.enqueue("training.fit", training_run_id=run.id)
+    return run
+
+
 @blp.route(RUN + "/predictions", methods=["POST"])
 @requires(*MANAGERS)
 @blp.arguments(PredictionsIn)

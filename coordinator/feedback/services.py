@@ -2,9 +2,12 @@
 
 1. :func:`export_dataset` writes a consensus run as a dataset (``training.dataset``'s
    format) to a folder or an S3 prefix.
-2. :func:`start_training_run` exports and records a queued run; :func:`execute_training_run`
-   (the ``training.fit`` job, on the ``training`` queue) fetches the dataset, trains, and
-   publishes the outputs beside it.
+2. :func:`start_training_run` exports and records a queued run. The ``training.fit`` job
+   (on the ``training`` queue) then claims it (:func:`claim_training_run`), trains with no
+   session open (:func:`train_claimed_run`: fetch the dataset, train, publish the outputs
+   beside it) and records the outcome (:func:`finish_training_run`,
+   :func:`fail_training_run`), committing between the steps. :func:`requeue_training_run`
+   puts a failed run back in the queue.
 3. :func:`import_predictions` reads the out-of-fold predictions back, flags the items where
    the model confidently disagrees with the consensus (confident learning: per class, the
    threshold is the mean predicted probability of the class over the items the consensus
@@ -17,6 +20,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import tempfile
 import traceback
 from dataclasses import dataclass
@@ -48,6 +52,8 @@ from coordinator.projects.services import get_project
 from integrations.storage import StorageError, download, join, open_storage, upload
 from training import dataset as datasets
 from training import outputs
+
+log = logging.getLogger(__name__)
 
 #: Settings a training run may be given, with their defaults and allowed ranges.
 TRAINING_OPTIONS: dict[str, tuple[Any, Any, Any]] = {
@@ -138,7 +144,8 @@ def _write_export(session: Session, actor: Actor, export: Export, location: str)
         storage.write_bytes(datasets.ITEMS, export.items_gz)
         storage.write_bytes(datasets.MANIFEST, _json_bytes(export.manifest))
     except StorageError as exc:
-        raise InvalidInput(errors={"location": [str(exc)]}) from None
+        raise InvalidInput(errors={"location": [gettext(
+            "The dataset cannot be written there: %(reason)s", reason=str(exc))]}) from None
     record(session, actor, "dataset.export", "consensus_run", export.manifest["consensus_run_id"],
            after={"location": storage.uri, "content_hash": export.manifest["content_hash"],
                   "counts": export.manifest["counts"]})
@@ -232,53 +239,137 @@ def list_training_runs(session: Session, project_id: int, *, offset: int, limit:
     return list(page), total
 
 
-def execute_training_run(session: Session, training_run_id: int, *,
-                         progress: Any = None) -> str:
-    """Run a recorded training run here: fetch its dataset, train, publish the outputs.
+@dataclass(frozen=True)
+class TrainingPlan:
+    """What training needs of a claimed run, copied out so no session is needed to train."""
 
-    A run that already finished is left as it is (a redelivered job does nothing). A failure
-    of the job (a bad dataset, a missing device) marks the run failed with the reason.
-    Returns the run's status.
+    training_run_id: int
+    dataset_uri: str
+    dataset_hash: str
+    options: dict[str, Any]
+
+    @property
+    def output_uri(self) -> str:
+        """Where the run's outputs go: beside its dataset, named after the run."""
+        return join(self.dataset_uri, "outputs", f"training-run-{self.training_run_id}")
+
+
+def claim_training_run(session: Session, training_run_id: int) -> TrainingPlan | None:
+    """Mark a queued run running and return what training it needs; None if it is not queued.
+
+    One conditional UPDATE (queued -> running): of two workers handed the same run (a
+    redelivered job), one claims it and the other gets None and trains nothing. The caller
+    commits the claim before training, so others see the run running and no transaction
+    stays open while it trains. Raise NotFound for an unknown run.
+    """
+    claimed = session.execute(
+        update(TrainingRun).where(TrainingRun.id == training_run_id,
+                                  TrainingRun.status == "queued")
+        .values(status="running", started_at=utcnow(), finished_at=None, error=None)
+        .execution_options(synchronize_session=False)).rowcount
+    run = session.get(TrainingRun, training_run_id, populate_existing=True)
+    if run is None:
+        raise NotFound(gettext("There is no training run %(id)s.", id=training_run_id))
+    if not claimed:
+        return None
+    record(session, Actor.system(), "training.claim", "training_run", run.id,
+           before={"status": "queued"}, after={"status": "running"})
+    return TrainingPlan(run.id, run.dataset_uri or "", run.dataset_hash, dict(run.options))
+
+
+def training_run_status(session: Session, training_run_id: int) -> str:
+    """Return a run's status; raise NotFound for an unknown run."""
+    status = session.scalar(select(TrainingRun.status).where(TrainingRun.id == training_run_id))
+    if status is None:
+        raise NotFound(gettext("There is no training run %(id)s.", id=training_run_id))
+    return status
+
+
+def train_claimed_run(plan: TrainingPlan, *, progress: Any = None) -> dict[str, Any]:
+    """Fetch a claimed run's dataset, train on it and publish the outputs; return their manifest.
+
+    Opens no database session: it runs for minutes between the claim's transaction and the
+    result's. The dataset's hash is checked against the run's before anything is trained.
+    Raises what :data:`training_errors` names for a run that cannot be done (a bad or
+    changed dataset, a missing device, unreadable storage), anything else for a crash.
+    """
+    from training.crossfit import Settings
+    from training.job import train
+
+    with tempfile.TemporaryDirectory(prefix="coordinator-training-") as scratch:
+        local_dataset = download(open_storage(plan.dataset_uri), Path(scratch) / "data")
+        settings = Settings(folds=plan.options["folds"], epochs=plan.options["epochs"],
+                            seed=plan.options["seed"])
+        manifest = train(local_dataset, Path(scratch) / "out",
+                         device=plan.options.get("device", "auto"), settings=settings,
+                         progress=progress, content_hash=plan.dataset_hash)
+        upload(Path(scratch) / "out", open_storage(plan.output_uri))
+    return manifest
+
+
+def training_errors() -> tuple[type[Exception], ...]:
+    """Return the errors that fail a run for a reason its owner can act on (not a crash)."""
+    from training.crossfit import DeviceError
+    from training.dataset import DatasetError
+
+    return (DeviceError, DatasetError, StorageError, ValueError)
+
+
+def finish_training_run(session: Session, training_run_id: int, manifest: dict[str, Any]
+                        ) -> TrainingRun:
+    """Record a claimed run's success from its outputs' manifest; raise NotFound if unknown."""
+    run = session.get(TrainingRun, training_run_id)
+    if run is None:
+        raise NotFound(gettext("There is no training run %(id)s.", id=training_run_id))
+    output_uri = join(run.dataset_uri or "", "outputs", f"training-run-{run.id}")
+    _finish(run, manifest, output_uri)
+    session.flush()
+    record(session, Actor.system(), "training.finish", "training_run", run.id, after={
+        "output_uri": output_uri, "device": run.device, "metrics": run.metrics})
+    return run
+
+
+def fail_training_run(session: Session, training_run_id: int, error: BaseException
+                      ) -> TrainingRun:
+    """Record a claimed run's failure: the message of a known error, else the traceback.
+
+    A crash (anything :func:`training_errors` does not name) is logged with its traceback as
+    well. Raise NotFound for an unknown run.
     """
     run = session.get(TrainingRun, training_run_id)
     if run is None:
         raise NotFound(gettext("There is no training run %(id)s.", id=training_run_id))
-    if run.status in ("succeeded", "failed"):
-        return run.status
-    from training.crossfit import DeviceError, Settings
-    from training.dataset import DatasetError
-    from training.job import train
-
-    run.status, run.started_at = "running", utcnow()
+    if isinstance(error, training_errors()):
+        message = str(error)[:4000]
+    else:
+        log.error("training run %s crashed", run.id, exc_info=error)
+        message = "".join(traceback.format_exception(error, limit=5))[-4000:]
+    run.status, run.error, run.finished_at = "failed", message, utcnow()
     session.flush()
-    output_uri = join(run.dataset_uri or "", "outputs", f"training-run-{run.id}")
-    try:
-        with tempfile.TemporaryDirectory(prefix="coordinator-training-") as scratch:
-            local_dataset = download(open_storage(run.dataset_uri or ""), Path(scratch) / "data")
-            settings = Settings(folds=run.options["folds"], epochs=run.options["epochs"],
-                                seed=run.options["seed"])
-            manifest = train(local_dataset, Path(scratch) / "out",
-                             device=run.options.get("device", "auto"), settings=settings,
-                             progress=progress)
-            if manifest["dataset"]["content_hash"] != run.dataset_hash:
-                raise DatasetError("the dataset at the run's location changed after export")
-            upload(Path(scratch) / "out", open_storage(output_uri))
-    except (DeviceError, DatasetError, StorageError, ValueError) as exc:
-        run.status, run.error, run.finished_at = "failed", str(exc)[:4000], utcnow()
-        record(session, Actor.system(), "training.fail", "training_run", run.id,
-               after={"error": run.error})
-        return run.status
-    except Exception:  # noqa: BLE001 - any crash is recorded on the run, then re-raised
-        run.status, run.finished_at = "failed", utcnow()
-        run.error = traceback.format_exc(limit=5)[-4000:]
-        record(session, Actor.system(), "training.fail", "training_run", run.id,
-               after={"error": run.error})
-        session.flush()
-        raise
-    _finish(run, manifest, output_uri)
-    record(session, Actor.system(), "training.finish", "training_run", run.id, after={
-        "output_uri": output_uri, "device": run.device, "metrics": run.metrics})
-    return run.status
+    record(session, Actor.system(), "training.fail", "training_run", run.id,
+           after={"error": run.error})
+    return run
+
+
+def requeue_training_run(session: Session, actor: Actor, project_id: int,
+                         training_run_id: int) -> TrainingRun:
+    """Put a failed run back in the queue to be trained again; a queued one stays as it is.
+
+    The caller commits and enqueues it. Raise NotFound for an unknown run, Conflict for one
+    that is running or succeeded.
+    """
+    run = get_training_run(session, project_id, training_run_id)
+    if run.status == "queued":
+        return run
+    if run.status != "failed":
+        raise Conflict(gettext("Training run %(id)s is %(status)s; only a failed or queued run "
+                               "can be run again.", id=run.id, status=run.status))
+    before = {"status": run.status, "error": run.error}
+    run.status, run.error, run.started_at, run.finished_at = "queued", None, None, None
+    session.flush()
+    record(session, actor, "training.requeue", "training_run", run.id, before=before,
+           after={"status": "queued"})
+    return run
 
 
 def _finish(run: TrainingRun, manifest: dict[str, Any], output_uri: str) -> None:
@@ -305,11 +396,12 @@ def _read_outputs(location: str) -> tuple[dict[str, Any], outputs.Predictions]:
     try:
         storage = open_storage(location)
         manifest = outputs.parse_manifest(storage.read_bytes(outputs.MANIFEST))
-        predictions = outputs.parse_predictions(
-            storage.read_bytes(manifest.get("files", {}).get("predictions", outputs.PREDICTIONS)),
-            manifest)
+        # The fixed name: a manifest's "files" never chooses what is read.
+        predictions = outputs.parse_predictions(storage.read_bytes(outputs.PREDICTIONS),
+                                                manifest)
     except (StorageError, outputs.PredictionsError) as exc:
-        raise InvalidInput(errors={"predictions": [str(exc)]}) from None
+        raise InvalidInput(errors={"predictions": [gettext(
+            "The predictions cannot be used: %(reason)s", reason=str(exc))]}) from None
     return manifest, predictions
 
 
@@ -346,10 +438,11 @@ def import_predictions(session: Session, actor: Actor, project_id: int, *,
     The predictions come from ``location`` (a training output folder or s3:// prefix), by
     default the output of training run ``training_run_id``. Without a training run, one is
     recorded from the outputs' manifest (a job run by hand on another machine). Importing the
-    same predictions again returns the first import and changes nothing.
+    same predictions again returns the first import and flags nothing again; with
+    ``redispatch`` it sends that import's flags not sent yet (none, if they all went).
 
-    Raise InvalidInput when the outputs cannot be read, belong to another project, name a
-    class the project does not have or items outside the consensus run, or do not come from
+    Raise InvalidInput when the outputs cannot be read, belong to another project, do not
+    have the consensus run's classes or name items outside it, or do not come from
     the training run's dataset; Conflict when the training run has no outputs yet.
     """
     project = get_project(session, project_id)
@@ -372,11 +465,6 @@ def import_predictions(session: Session, actor: Actor, project_id: int, *,
         raise InvalidInput(errors={"predictions": [gettext(
             "These predictions are for project %(other)s, not project %(id)s.",
             other=owner, id=project.id)]})
-    unknown = [c for c in predictions.classes if c not in project.label_classes]
-    if unknown:
-        raise InvalidInput(errors={"classes": [gettext(
-            "The predictions name classes the project does not have: %(classes)s.",
-            classes=", ".join(unknown))]})
     if run is not None and manifest["dataset"].get("content_hash") != run.dataset_hash:
         raise InvalidInput(errors={"predictions": [gettext(
             "These predictions come from another dataset than training run %(id)s's.",
@@ -386,29 +474,41 @@ def import_predictions(session: Session, actor: Actor, project_id: int, *,
         raise InvalidInput(errors={"predictions": [gettext(
             "The predictions do not name their consensus run.")]})
     consensus = get_run(session, project.id, consensus_run_id)
+    # The thresholds need a probability for every class the consensus can give, and a class
+    # the consensus run does not have cannot be compared with it: the sets must be equal.
+    if set(predictions.classes) != set(consensus.classes):
+        raise InvalidInput(errors={"classes": [gettext(
+            "The predictions' classes (%(given)s) are not those of consensus run %(run)s "
+            "(%(classes)s).", given=", ".join(predictions.classes), run=consensus.id,
+            classes=", ".join(consensus.classes))]})
     stored = session.scalar(select(PredictionImport).where(
         PredictionImport.project_id == project.id,
         PredictionImport.predictions_hash == predictions.content_hash))
     if stored is not None:
+        if redispatch:  # flags an earlier import kept back (or failed to send) go now
+            redispatch_flags(session, actor, project.id, stored.id)
         return ImportOutcome(stored, reused=True)
     labels = _consensus_of(session, consensus, predictions.ids)
-    if run is None:
-        run = _record_manual_run(session, actor, project.id, consensus.id, manifest, location)
     classes = list(consensus.classes)
     matrix = np.zeros((len(predictions.ids), len(classes)))
     for column, name in enumerate(predictions.classes):
-        if name in classes:
-            matrix[:, classes.index(name)] = predictions.probabilities[:, column]
+        matrix[:, classes.index(name)] = predictions.probabilities[:, column]
     thresholds, flagged, confident = confident_flags(matrix, labels)
     outcome = PredictionImport(
-        project_id=project.id, training_run_id=run.id, consensus_run_id=consensus.id,
+        project_id=project.id, consensus_run_id=consensus.id,
         predictions_hash=predictions.content_hash,
         thresholds={c: (float(t) if np.isfinite(t) else None)
                     for c, t in zip(classes, thresholds, strict=True)},
         items=len(predictions.ids), flagged=int(flagged.sum()), extra_labels=extra_labels,
         created_by_id=actor.account_id)
     try:
+        # A run recorded for outputs made elsewhere goes in the same savepoint as the
+        # import, so losing the race below leaves no run without its import.
         with session.begin_nested():
+            if run is None:
+                run = _record_manual_run(session, actor, project.id, consensus.id, manifest,
+                                         location)
+            outcome.training_run_id = run.id
             session.add(outcome)
             session.flush()
     except IntegrityError:  # the same file, imported beside this request, won

@@ -13,6 +13,7 @@ from coordinator import db
 from coordinator.audit.services import Actor
 from coordinator.cli import main
 from coordinator.consensus import services as consensus
+from coordinator.errors import InvalidInput
 from coordinator.feedback import services
 from integrations.storage import S3Storage, download, open_storage
 from tests.crowd import CROWD, GOLD, Seeder
@@ -118,7 +119,7 @@ def test_export_to_s3_over_a_real_connection(app, cli, project_id, run_id, bucke
 
 
 def test_export_to_a_missing_bucket_is_a_clear_error(app, project_id, run_id, bucket):
-    with app.app_context(), pytest.raises(Exception) as caught:
+    with app.app_context(), pytest.raises(InvalidInput) as caught:
         services.export_dataset(db.session(), Actor.system(), project_id,
                                 "s3://no-such-bucket/x")
-    assert "NoSuchBucket" in str(getattr(caught.value, "errors", caught.value))
+    assert "NoSuchBucket" in " ".join(caught.value.errors["location"])

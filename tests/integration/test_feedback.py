@@ -288,3 +288,180 @@ def test_cli_train_exports_trains_records_and_imports(app, database_url, project
         run = db.session().get(TrainingRun, int(result.stdout.strip()))
         assert run.status == "succeeded" and run.dataset_uri == str(tmp_path / "ds")
     assert count_rows(app, PredictionImport) == 1
+
+
+# --- the training job's transactions: claim, train with none open, record ------------------
+
+
+def _other_writer(database_url):
+    """An engine of its own, that gives up on a locked SQLite database after half a second."""
+    from sqlalchemy import event
+
+    from coordinator.db import make_engine
+
+    engine = make_engine(database_url)
+    if database_url.startswith("sqlite"):
+        event.listen(engine, "connect",
+                     lambda con, _: con.execute("PRAGMA busy_timeout=500"))
+    return engine
+
+
+def test_training_holds_no_transaction_and_runs_once(app, world, database_url, project_id,
+                                                      crowd, monkeypatch):
+    import training.job
+    from coordinator.projects.models import Project
+
+    real_train = training.job.train
+    seen = {"trained": 0}
+    engine = _other_writer(database_url)
+
+    def probe(*args, **kwargs):
+        seen["trained"] += 1
+        with engine.begin() as connection:  # another writer commits while training runs
+            connection.execute(Project.__table__.update().where(Project.id == project_id)
+                               .values(name=Project.name))
+            seen["status"] = connection.scalar(select(TrainingRun.status).where(
+                TrainingRun.id == run["id"]))
+        # The same job delivered again meanwhile finds the run claimed and trains nothing.
+        seen["again"] = jobs.run_job(app, "training.fit", training_run_id=run["id"])
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(training.job, "train", probe)
+    base = f"/api/v1/projects/{project_id}"
+    run = world.post("manager", f"{base}/training-runs",
+                     json={"folds": 2, "epochs": 1, "device": "cpu"}).get_json()
+    try:
+        assert jobs.run_job(app, "training.fit", training_run_id=run["id"]) == "succeeded"
+    finally:
+        engine.dispose()
+    assert seen == {"trained": 1, "status": "running", "again": "running"}
+    assert jobs.run_job(app, "training.fit", training_run_id=run["id"]) == "succeeded"
+    assert seen["trained"] == 1
+    assert [e.after for e in audit_events(app, "training.claim")] == [{"status": "running"}]
+    assert len(audit_events(app, "training.finish")) == 1
+
+
+def test_a_second_claim_gets_nothing(app, world, project_id, crowd):
+    base = f"/api/v1/projects/{project_id}"
+    run = world.post("manager", f"{base}/training-runs", json={"device": "cpu"}).get_json()
+    with app.app_context():
+        session = db.session()
+        plan = services.claim_training_run(session, run["id"])
+        session.commit()
+    with app.app_context():
+        session = db.session()
+        assert services.claim_training_run(session, run["id"]) is None
+        assert services.training_run_status(session, run["id"]) == "running"
+    assert plan.training_run_id == run["id"] and plan.options["device"] == "cpu"
+    assert plan.output_uri.endswith(f"outputs/training-run-{run['id']}")
+
+
+def test_a_crashed_run_is_failed_and_can_be_run_again(app, world, database_url, project_id,
+                                                      crowd, monkeypatch, tmp_path):
+    import training.job
+
+    real_train = training.job.train
+
+    def crash(*_args, **_kwargs):
+        raise RuntimeError("CUDA out of memory")
+
+    monkeypatch.setattr(training.job, "train", crash)
+    base = f"/api/v1/projects/{project_id}"
+    run = world.post("manager", f"{base}/training-runs",
+                     json={"folds": 2, "epochs": 1, "device": "cpu"}).get_json()
+    assert jobs.run_job(app, "training.fit", training_run_id=run["id"]) == "failed"
+    shown = world.get("auditor", f"{base}/training-runs/{run['id']}").get_json()
+    assert shown["status"] == "failed" and "CUDA out of memory" in shown["error"]
+    assert world.post("auditor", f"{base}/training-runs/{run['id']}/retry").status_code == 403
+    monkeypatch.setattr(jobs, "enqueue", lambda *a, **k: None)  # the job is run below
+    retried = world.post("manager", f"{base}/training-runs/{run['id']}/retry")
+    assert retried.status_code == 202 and retried.get_json()["status"] == "queued"
+    assert retried.get_json()["error"] is None
+    [event] = audit_events(app, "training.requeue")
+    assert event.before["status"] == "failed" and event.after == {"status": "queued"}
+    monkeypatch.setattr(training.job, "train", real_train)
+    assert jobs.run_job(app, "training.fit", training_run_id=run["id"]) == "succeeded"
+    assert world.post("manager", f"{base}/training-runs/{run['id']}/retry").status_code == 409
+    # ... and by hand: a failed run trained again by `coordinator train --training-run`.
+    monkeypatch.setattr(training.job, "train", crash)
+    second = world.post("manager", f"{base}/training-runs",
+                        json={"folds": 2, "epochs": 1, "device": "cpu"}).get_json()
+    assert jobs.run_job(app, "training.fit", training_run_id=second["id"]) == "failed"
+    monkeypatch.setattr(training.job, "train", real_train)
+    for key, value in {"DATABASE_URL": database_url, "SECRET_KEY": "test-secret",
+                       "INSTANCE_PATH": str(tmp_path / "instance"), "BROKER_URL": "",
+                       "JOBS_IN_PROCESS": "off", "LOG_LEVEL": "warning"}.items():
+        monkeypatch.setenv(f"COORDINATOR_{key}", value)
+    result = CliRunner().invoke(main, ["train", "--project", str(project_id),
+                                       "--training-run", str(second["id"])])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == str(second["id"]) and "succeeded on cpu" in result.stderr
+    assert count_rows(app, TrainingRun) == 2
+    again = CliRunner().invoke(main, ["train", "--project", str(project_id),
+                                      "--training-run", str(second["id"])])
+    assert again.exit_code != 0 and "succeeded" in again.output
+
+
+# --- imports: flags sent later, classes of the consensus run, no orphan run ---------------
+
+
+def test_flags_kept_back_are_sent_by_a_later_import(app, project_id, crowd, tmp_path):
+    location = outputs_for(tmp_path / "out", crowd, project_id)
+    first, _ = import_from(app, location, project_id, redispatch=False)
+    assignments = count_rows(app, Assignment)
+    second, reused = import_from(app, location, project_id)
+    assert reused and second == first
+    with app.app_context():
+        record = db.session().get(PredictionImport, first)
+        assert record.dispatch_run_id is not None
+        flags = db.session().scalars(select(PredictionFlag)).all()
+        assert [f.redispatched for f in flags] == [True]
+    sent = count_rows(app, Assignment)
+    assert sent == assignments + 2
+    import_from(app, location, project_id)  # a third time sends nothing again
+    assert count_rows(app, Assignment) == sent
+    assert len(audit_events(app, "predictions.redispatch")) == 1
+
+
+def test_predictions_must_have_the_consensus_runs_classes(app, project_id, crowd, tmp_path):
+    from coordinator.errors import InvalidInput
+
+    fewer = outputs_for(tmp_path / "a", crowd, project_id, classes=["positive", "negative"])
+    with app.app_context(), pytest.raises(InvalidInput) as caught:
+        services.import_predictions(db.session(), Actor.system(), project_id, location=fewer)
+    assert "classes" in caught.value.errors
+    assert "neutral" in " ".join(caught.value.errors["classes"])
+    assert count_rows(app, PredictionImport) == 0 and count_rows(app, TrainingRun) == 0
+
+
+def test_losing_the_import_race_leaves_no_run_behind(app, project_id, crowd, tmp_path):
+    location = outputs_for(tmp_path / "out", crowd, project_id)
+    first, _ = import_from(app, location, project_id, redispatch=False)
+    with app.app_context():
+        session = db.session()
+        real_scalar = session.scalar
+        missed = []
+
+        def late_lookup(statement, *args, **kwargs):  # as if the other import had not
+            if not missed and "prediction_imports" in str(statement):  # committed yet
+                missed.append(True)
+                return None
+            return real_scalar(statement, *args, **kwargs)
+
+        session.scalar = late_lookup
+        outcome = services.import_predictions(session, Actor.system(), project_id,
+                                              location=location, redispatch=False)
+        session.commit()
+        assert missed and outcome.reused and outcome.prediction_import.id == first
+    assert count_rows(app, TrainingRun) == 1 and count_rows(app, PredictionImport) == 1
+    assert len(audit_events(app, "training.record")) == 1
+
+
+def test_the_output_manifest_does_not_choose_the_file_read(app, project_id, crowd, tmp_path):
+    location = outputs_for(tmp_path / "out", crowd, project_id)
+    path = tmp_path / "out" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["files"]["predictions"] = "../../elsewhere.jsonl.gz"
+    path.write_text(json.dumps(manifest))
+    import_id, reused = import_from(app, location, project_id, redispatch=False)
+    assert not reused and count_rows(app, PredictionImport) == 1

@@ -52,3 +52,18 @@ def test_manifest_for_another_project_or_malformed_is_refused(tmp_path):
         read_dataset(folder)
     with pytest.raises(DatasetError, match="does not exist"):
         read_dataset(tmp_path / "nowhere")
+
+
+def test_the_manifest_does_not_choose_the_items_file(tmp_path):
+    folder = training_data.write(tmp_path / "data", training_data.items(10))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["files"] = {"items": "../../../etc/passwd"}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    assert len(read_dataset(folder)) == 10
+
+
+def test_an_expected_content_hash_is_checked_first(tmp_path):
+    folder = training_data.write(tmp_path / "data", training_data.items(10))
+    (folder / "items.jsonl.gz").write_bytes(b"not gzip")  # never read: the hash differs
+    with pytest.raises(DatasetError, match="changed after export"):
+        read_dataset(folder, content_hash="0" * 64)
