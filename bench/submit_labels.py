@@ -207,7 +207,9 @@ INSERT_SQL = (
 def reset(conninfo: str) -> None:
     """Take every label back, so each measurement starts from the same leased work."""
     with psycopg.connect(conninfo, autocommit=True) as connection:
-        connection.execute("TRUNCATE labels, task_workers, idempotent_requests RESTART IDENTITY")
+        # CASCADE: tables that refer to labels (MTurk assignments, review verdicts) are empty here.
+        connection.execute(
+            "TRUNCATE labels, task_workers, idempotent_requests RESTART IDENTITY CASCADE")
         connection.execute(
             "UPDATE assignments SET status = 'leased', worker_id = NULL, submitted_at = NULL, "
             "lease_expires_at = now() + interval '7 days' WHERE status <> 'offered'")
