@@ -82,6 +82,11 @@ def unnest(table: Table, rows: list[dict[str, Any]], columns: list[str] | None =
         for column in columns)).table_valued(*columns).render_derived()
 
 
+def is_postgres(session: Session) -> bool:
+    """Return whether the session's database is PostgreSQL."""
+    return session.get_bind().dialect.name == "postgresql"
+
+
 def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
     """Insert ``rows``, dictionaries with the same keys, into ``table``."""
     if not rows:
@@ -89,7 +94,7 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
     columns = list(rows[0])
     # Arrays of JSON documents would be read as nested arrays; those rows go one by one.
     documents = any(isinstance(table.c[column].type, JSON) for column in columns)
-    if session.get_bind().dialect.name != "postgresql" or documents:
+    if not is_postgres(session) or documents:
         session.execute(insert(table), rows)
         return
     # One statement over one array per column: row by row, even pipelined, most of the time

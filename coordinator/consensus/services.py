@@ -36,11 +36,12 @@ from aggregation.agreement import agreement_report
 from aggregation.dawid_skene import STOP_RULES
 from coordinator.audit.services import Actor, record
 from coordinator.consensus.models import ConsensusRun, TaskConsensus, WorkerSkill
+from coordinator.db import is_postgres
 from coordinator.dispatch.models import Worker
-from coordinator.errors import Conflict, InvalidInput, NotFound
+from coordinator.errors import Conflict, InvalidInput
 from coordinator.labels.models import Label
 from coordinator.projects.models import Project, Task
-from coordinator.projects.services import get_project
+from coordinator.projects.services import get_project, get_project_row
 from coordinator.workforces.models import Workforce
 
 #: Options every method takes: the share of gold held out to measure, and the split's seed.
@@ -143,11 +144,6 @@ def _reuse_key(method: str, options: dict[str, Any], classes: Sequence[str],
 
 
 # --- reading the inputs ----------------------------------------------------------------------
-
-
-def is_postgres(session: Session) -> bool:
-    """Return whether the session talks to PostgreSQL (packed reads, binary COPY)."""
-    return session.get_bind().dialect.name == "postgresql"
 
 
 def _driver_connection(session: Session) -> Any:
@@ -570,12 +566,8 @@ def _confusions(result: AggregationResult, workers: Any, K: int
 
 def get_run(session: Session, project_id: int, run_id: int) -> ConsensusRun:
     """Return the run of this project, or raise NotFound (also for another project's run)."""
-    run = session.get(ConsensusRun, run_id)
-    if run is None or run.project_id != project_id:
-        get_project(session, project_id)
-        raise NotFound(gettext("Project %(project)s has no consensus run %(id)s.",
-                               project=project_id, id=run_id))
-    return run
+    return get_project_row(session, ConsensusRun, project_id, run_id, lambda: gettext(
+        "Project %(project)s has no consensus run %(id)s.", project=project_id, id=run_id))
 
 
 def list_runs(session: Session, project_id: int, *, offset: int, limit: int

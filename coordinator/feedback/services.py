@@ -48,7 +48,7 @@ from coordinator.feedback.models import (
 from coordinator.guidelines.models import GuidelineVersion
 from coordinator.labels.models import Label
 from coordinator.projects.models import Task
-from coordinator.projects.services import get_project
+from coordinator.projects.services import get_project, get_project_row
 from integrations.storage import StorageError, download, join, open_storage, upload
 from training import dataset as datasets
 from training import outputs
@@ -220,12 +220,9 @@ def start_training_run(session: Session, actor: Actor, project_id: int, *, expor
 
 def get_training_run(session: Session, project_id: int, training_run_id: int) -> TrainingRun:
     """Return the project's training run, or raise NotFound."""
-    run = session.get(TrainingRun, training_run_id)
-    if run is None or run.project_id != project_id:
-        get_project(session, project_id)
-        raise NotFound(gettext("Project %(project)s has no training run %(id)s.",
-                               project=project_id, id=training_run_id))
-    return run
+    return get_project_row(session, TrainingRun, project_id, training_run_id, lambda: gettext(
+        "Project %(project)s has no training run %(id)s.", project=project_id,
+        id=training_run_id))
 
 
 def list_training_runs(session: Session, project_id: int, *, offset: int, limit: int
@@ -642,12 +639,9 @@ def redispatch_flags(session: Session, actor: Actor, project_id: int, import_id:
 
 def get_import(session: Session, project_id: int, import_id: int) -> PredictionImport:
     """Return the project's predictions import, or raise NotFound."""
-    outcome = session.get(PredictionImport, import_id)
-    if outcome is None or outcome.project_id != project_id:
-        get_project(session, project_id)
-        raise NotFound(gettext("Project %(project)s has no predictions import %(id)s.",
-                               project=project_id, id=import_id))
-    return outcome
+    return get_project_row(session, PredictionImport, project_id, import_id, lambda: gettext(
+        "Project %(project)s has no predictions import %(id)s.", project=project_id,
+        id=import_id))
 
 
 def list_flags(session: Session, project_id: int, import_id: int, *, offset: int, limit: int

@@ -23,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from coordinator.audit.services import Actor, id_ranges, record
-from coordinator.db import copy_rows, unnest, utcnow
+from coordinator.db import copy_rows, is_postgres, unnest, utcnow
 from coordinator.dispatch.models import Assignment, TaskWorker, Worker
 from coordinator.dispatch.services import expire_leases
 from coordinator.errors import Conflict, InvalidInput
@@ -196,7 +196,7 @@ def _serialise_key(session: Session, workforce_id: int, key: str) -> None:
     """Make concurrent requests with one Idempotency-Key wait for each other (PostgreSQL)."""
     # Requests with different keys need no lock: each write below is conditional on the
     # state the checks saw, so the loser of a race learns it by item instead of blocking.
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgres(session):
         session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
                         {"key": f"labels:{workforce_id}:{key}"})
 
@@ -363,13 +363,9 @@ LABEL_COLUMNS = ["project_id", "task_id", "assignment_id", "workforce_id", "work
 CLAIM_COLUMNS = ["task_id", "person_key", "assignment_id"]
 
 
-def _postgres(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
-
-
 def _insert_labels(session: Session, rows: list[tuple[Any, ...]]) -> list[int]:
     """Insert label rows, tuples in LABEL_COLUMNS order; return their ids in the rows' order."""
-    if not _postgres(session):
+    if not is_postgres(session):
         return list(session.scalars(
             insert(Label.__table__).returning(Label.id, sort_by_parameter_order=True),
             [dict(zip(LABEL_COLUMNS, row, strict=True)) for row in rows]))
@@ -387,7 +383,7 @@ def _insert_claims(session: Session, claims: list[tuple[int, str, int]]) -> None
     """Record that each person labelled each task, as (task, person key, assignment) rows."""
     if not claims:
         return
-    if _postgres(session):
+    if is_postgres(session):
         copy_rows(session, TaskWorker.__table__, CLAIM_COLUMNS, claims)
         return
     session.execute(insert(TaskWorker.__table__),
@@ -402,7 +398,7 @@ def _claim_assignments(session: Session, batch: _Batch, worker_ids: dict[str, in
         return []
     table = Assignment.__table__
     rows = [{"id": e.assignment.id, "worker_id": worker_ids[e.item.worker_id]} for e in fresh]
-    if _postgres(session):
+    if is_postgres(session):
         data = unnest(table, rows)
         # The id list as well as the join, so the rows are found by key, not by a scan.
         won = set(session.scalars(update(table).where(

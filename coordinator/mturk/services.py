@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from coordinator.audit.services import Actor, apply_changes, record
 from coordinator.consensus.models import ConsensusRun, TaskConsensus
-from coordinator.db import utcnow
+from coordinator.db import is_postgres, utcnow
 from coordinator.dispatch.models import Assignment, TaskWorker, Worker
 from coordinator.dispatch.services import expire_leases
 from coordinator.dispatch.services import review as review_assignment
@@ -853,7 +853,7 @@ def _pending_hits(workforce_id: int | None) -> Any:
 
 def _locked(session: Session, hit: MTurkHit) -> bool:
     """Take this transaction's advisory lock on a HIT (PostgreSQL); False when another holds it."""
-    if session.get_bind().dialect.name != "postgresql":
+    if not is_postgres(session):
         return True  # SQLite runs one writer at a time
     return bool(session.scalar(select(func.pg_try_advisory_xact_lock(POLL_LOCK_BASE + hit.id))))
 

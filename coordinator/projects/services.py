@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask_babel import gettext
 from sqlalchemy import func, select
@@ -14,6 +15,8 @@ from coordinator.errors import InvalidInput, NotFound
 from coordinator.names import ensure_name_free
 from coordinator.projects.models import Project, Task
 from coordinator.workforces.models import Workforce
+
+Row = TypeVar("Row")
 
 AUDITED_FIELDS = (
     "name",
@@ -39,6 +42,19 @@ def get_project(session: Session, project_id: int) -> Project:
     if project is None:
         raise NotFound(gettext("There is no project %(id)s.", id=project_id))
     return project
+
+
+def get_project_row(session: Session, model: type[Row], project_id: int, row_id: int,
+                    missing: Callable[[], str]) -> Row:
+    """Return row ``row_id`` of ``model`` if it belongs to the project, else raise NotFound.
+
+    An unknown project gets the project's own NotFound; ``missing`` words the other case.
+    """
+    row = session.get(model, row_id)
+    if row is None or row.project_id != project_id:
+        get_project(session, project_id)
+        raise NotFound(missing())
+    return row
 
 
 def list_projects(session: Session, *, offset: int, limit: int) -> tuple[list[Project], int]:

@@ -44,10 +44,10 @@ from coordinator.db import utcnow
 from coordinator.dispatch.models import Assignment, TaskWorker, Worker
 from coordinator.dispatch.routing import covers
 from coordinator.dispatch.services import add_assignments
-from coordinator.errors import Conflict, InvalidInput, NotFound
+from coordinator.errors import Conflict, InvalidInput
 from coordinator.labels.models import Label
 from coordinator.projects.models import Project, Task
-from coordinator.projects.services import get_project
+from coordinator.projects.services import get_project, get_project_row
 from coordinator.quality.gold import below_floor, score_workers
 from coordinator.quality.models import OverlapStop, ReviewItem, ReviewVerdict, WorkerBlock
 from coordinator.quality.overlap import OverlapPlan, TaskState, plan_overlap
@@ -182,12 +182,8 @@ def lift_block(session: Session, actor: Actor, project_id: int, block_id: int, r
 
 def get_block(session: Session, project_id: int, block_id: int) -> WorkerBlock:
     """Return the project's block, or raise NotFound."""
-    block = session.get(WorkerBlock, block_id)
-    if block is None or block.project_id != project_id:
-        get_project(session, project_id)
-        raise NotFound(gettext("Project %(project)s has no worker block %(id)s.",
-                               project=project_id, id=block_id))
-    return block
+    return get_project_row(session, WorkerBlock, project_id, block_id, lambda: gettext(
+        "Project %(project)s has no worker block %(id)s.", project=project_id, id=block_id))
 
 
 def list_blocks(session: Session, *, offset: int, limit: int, project_id: int | None = None,

@@ -36,12 +36,12 @@ from coordinator.consensus.services import (
     class_position,
     consensus_labels,
     get_run,
-    is_postgres,
     json_number,
     newest_run,
     packed_arrays,
     unpack,
 )
+from coordinator.db import is_postgres
 from coordinator.dispatch.models import Assignment, Worker
 from coordinator.feedback.models import ModelAgreement, PredictionImport, TrainingRun
 from coordinator.labels.models import Label
